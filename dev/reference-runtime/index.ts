@@ -1,0 +1,72 @@
+/**
+ * The reference piece runtime: a DEVELOPMENT HARNESS that implements the runtime protocol
+ * (docs/runtime-protocol.md) with example pieces instead of real ones. The registration's
+ * `integration` picks the example:
+ *   counter      succeeds and counts its runs (also any integration not listed here)
+ *   fail         the piece raises an error (422 {error})
+ *   slow         takes SLOW_PIECE_MS, outlasting the scheduler's timeout
+ *   unavailable  the runtime is unavailable (503)
+ *   missing      the piece has no bgUpdater (404)
+ */
+import { verifyRunRequest } from "../../src/runtime/verify";
+
+interface RuntimeEnv {
+	SLOW_PIECE_MS?: string;
+	ALLOWED_SIGNERS?: string;
+}
+
+/** Runs per piece, for `counter` (per isolate: a harness, not a store). */
+const counts = new Map<string, number>();
+/** Replay keys seen within the clock-skew window, with the time they expire. */
+const seen = new Map<string, number>();
+const REPLAY_WINDOW_MS = 10 * 60_000;
+
+const json = (body: unknown, status = 200) => Response.json(body, { status });
+
+function seenBefore(key: string): boolean {
+	const now = Date.now();
+	for (const [k, expires] of seen) if (expires < now) seen.delete(k);
+	if (seen.has(key)) return true;
+	seen.set(key, now + REPLAY_WINDOW_MS);
+	return false;
+}
+
+async function run(request: Request, env: RuntimeEnv): Promise<Response> {
+	const allowedSigners = (env.ALLOWED_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+	const verified = await verifyRunRequest(request, { allowedSigners, seenBefore });
+	if (!verified.ok) return json({ error: verified.error }, verified.status);
+	const { space, pieceId, integration, runId } = verified.body;
+	const piece = `${space}/${pieceId}`;
+	console.log(JSON.stringify({ event: "reference-run", piece, integration, runId, signer: verified.signer }));
+	switch (integration) {
+		case "fail":
+			return json({ error: "example failure: the fail piece raised an error" }, 422);
+		case "unavailable":
+			return json({ error: "example outage: the runtime is unavailable" }, 503);
+		case "missing":
+			return json({ error: "piece has no bgUpdater stream" }, 404);
+		case "slow":
+			await new Promise((resolve) => setTimeout(resolve, Number(env.SLOW_PIECE_MS ?? 90_000)));
+			return json({ ok: true, slept: Number(env.SLOW_PIECE_MS ?? 90_000) });
+		default: {
+			const count = (counts.get(piece) ?? 0) + 1;
+			counts.set(piece, count);
+			return json({ ok: true, count });
+		}
+	}
+}
+
+export default {
+	async fetch(request: Request, env: RuntimeEnv): Promise<Response> {
+		const url = new URL(request.url);
+		if (request.method === "POST" && url.pathname === "/v1/run") return run(request, env);
+		const count = /^\/counts\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+		if (request.method === "GET" && count) {
+			return json({ count: counts.get(`${decodeURIComponent(count[1]!)}/${decodeURIComponent(count[2]!)}`) ?? 0 });
+		}
+		if (request.method === "GET" && url.pathname === "/") {
+			return json({ harness: "reference piece runtime (development only)", run: "POST /v1/run", examples: ["counter", "fail", "slow", "unavailable", "missing"] });
+		}
+		return json({ error: "not found" }, 404);
+	},
+} satisfies ExportedHandler<RuntimeEnv>;

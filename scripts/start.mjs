@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// `npm start`: the whole system on this machine.
+//  - the scheduler Worker (wrangler dev, Miniflare) on PORT, its KV and Queues persisted in
+//    .wrangler/state so registrations survive restarts;
+//  - the reference piece runtime (a development harness) on RUNTIME_PORT;
+//  - a ticker that fires the cron every TICK_SECONDS, as Cloudflare does in production
+//    (wrangler dev never fires crons by itself).
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const env = process.env;
+const port = Number(env.PORT || 8787);
+const runtimePort = Number(env.RUNTIME_PORT || port + 1);
+const tickSeconds = Number(env.TICK_SECONDS ?? 60);
+const adminToken = env.ADMIN_TOKEN || "dev-admin-token";
+const base = `http://127.0.0.1:${port}`;
+
+if (!Number.isFinite(tickSeconds) || tickSeconds < 0) fail(`TICK_SECONDS must be 0 (off) or a number of seconds, not "${env.TICK_SECONDS}"`);
+
+// Secrets go to the Worker through an env file, so wrangler shows them as hidden.
+const stateDir = join(root, ".wrangler");
+mkdirSync(stateDir, { recursive: true });
+const envFile = join(stateDir, "start.env");
+const workerVars = {
+	ADMIN_TOKEN: adminToken,
+	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/v1/run`,
+	...pick(["OPERATOR_PASS", "IDENTITY", "RUNTIME_TIMEOUT_MS"]),
+};
+writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n") + "\n", { mode: 0o600 });
+
+const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+const children = [
+	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000)]),
+	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--persist-to", ".wrangler/state", "--test-scheduled", "--env-file", envFile]),
+];
+
+await waitFor(`${base}/api/health`);
+console.log(`
+  Background piece scheduler running on ${base}
+    runtime (reference harness)  http://127.0.0.1:${runtimePort}
+    admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
+    cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*'"}
+`);
+if (tickSeconds > 0) tickForever(tickSeconds * 1000);
+
+/** Fires the cron at each multiple of the period, with scheduledTime on that boundary, like Cloudflare. */
+function tickForever(periodMs) {
+	const next = Math.ceil((Date.now() + 1) / periodMs) * periodMs;
+	setTimeout(async () => {
+		try {
+			const response = await fetch(`${base}/cdn-cgi/local/scheduled?cron=${encodeURIComponent("* * * * *")}&time=${next}`);
+			if (!response.ok) console.error(`[ticker] tick answered HTTP ${response.status}`);
+		} catch (error) {
+			console.error(`[ticker] tick failed: ${error.message}`);
+		}
+		tickForever(periodMs);
+	}, next - Date.now());
+}
+
+function start(name, args) {
+	// No telemetry, and no fetch of the `Request.cf` sample from the internet (local only).
+	const child = spawn(process.execPath, [wrangler, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } });
+	const prefix = name === "scheduler" ? "" : `[${name}] `;
+	for (const stream of [child.stdout, child.stderr]) {
+		let partial = "";
+		stream.on("data", (chunk) => {
+			const lines = (partial + chunk).split("\n");
+			partial = lines.pop();
+			for (const line of lines) (stream === child.stderr ? process.stderr : process.stdout).write(`${prefix}${line}\n`);
+		});
+	}
+	child.on("exit", (code) => {
+		console.error(`[${name}] exited with code ${code}; stopping`);
+		stop(code || 1);
+	});
+	return child;
+}
+
+function stop(code = 0) {
+	for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+	process.exit(code);
+}
+
+async function waitFor(url) {
+	for (let i = 0; i < 600; i++) {
+		try {
+			if ((await fetch(url)).ok) return;
+		} catch {}
+		await new Promise((r) => setTimeout(r, 250));
+	}
+	fail(`the scheduler did not answer ${url} within 150 s`);
+}
+
+function pick(names) {
+	return Object.fromEntries(names.filter((n) => env[n]).map((n) => [n, env[n]]));
+}
+
+function fail(message) {
+	console.error(`npm start: ${message}`);
+	process.exit(1);
+}
+
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));

@@ -1,0 +1,23 @@
+import { StatusError, json } from "itty-router";
+import { logError } from "../log";
+
+export { StatusError };
+
+/**
+ * The one place errors become responses: a StatusError thrown at any depth answers its
+ * status and message as `{success: false, error}`; anything else is a fault of ours, logged
+ * with its reason and answered as a bare 500 so internals never leak.
+ */
+export function errorResponse(error: unknown, request?: Request): Response {
+	if (error instanceof StatusError) {
+		const headers: Record<string, string> = error.status === 401 ? { "www-authenticate": 'Bearer realm="bg-piece-scheduler"' } : {};
+		return json({ success: false, error: error.message }, { status: error.status, headers });
+	}
+	logError("request-failed", error, { method: request?.method, path: request ? new URL(request.url).pathname : undefined });
+	return json({ success: false, error: "internal error" }, { status: 500 });
+}
+
+/** The answer for a route that does not exist. */
+export function notFound(): Response {
+	return json({ success: false, error: "no such route" }, { status: 404 });
+}

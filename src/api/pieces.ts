@@ -1,0 +1,96 @@
+import { json, type IRequest } from "itty-router";
+import { logError, logEvent } from "../log";
+import { oneOffMessage } from "../messages";
+import { withEnabled } from "../policy/schedule";
+import type { PieceEntry, PieceRef } from "../registry/entry";
+import { KV_LIST_LIMIT, deleteEntry, getEntry, listPieces, putEntry } from "../registry/store";
+import { patchSchema, spaceSchema } from "../schema";
+import { StatusError } from "./errors";
+import { parse, pieceParams, readJson } from "./input";
+
+/** Default page size of the admin list. */
+export const DEFAULT_PAGE_SIZE = 100;
+
+/** `GET /api/integrations/bg/:space/:pieceId`: one piece's whole entry. */
+export async function getPiece(request: IRequest, env: Env): Promise<PieceEntry & { enabled: boolean }> {
+	const entry = await load(env, pieceParams(request.params));
+	return { ...entry, enabled: entry.disabledAt === 0 };
+}
+
+/**
+ * `GET /api/integrations/bg?limit=&cursor=&space=`: one page of pieces from KV list metadata
+ * (no read per piece). `limit` is 1–1,000, KV's page size; follow `cursor` for more.
+ */
+export async function listPiecesRoute(request: IRequest, env: Env) {
+	const query = request.query as Record<string, string | string[] | undefined>;
+	const limit = single(query.limit, "limit") ?? String(DEFAULT_PAGE_SIZE);
+	if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > KV_LIST_LIMIT) {
+		throw new StatusError(400, `limit must be a whole number from 1 to ${KV_LIST_LIMIT}`);
+	}
+	const spaceParam = single(query.space, "space");
+	const space = spaceParam === undefined ? undefined : parse(spaceSchema, spaceParam);
+	const cursor = single(query.cursor, "cursor");
+	let page;
+	try {
+		page = await listPieces(env, { space, cursor, limit: Number(limit) });
+	} catch (error) {
+		// KV rejects a cursor it did not issue; that is the caller's mistake, not ours.
+		if (cursor) {
+			logError("list-bad-cursor", error);
+			throw new StatusError(400, "cursor is not valid; start again without it");
+		}
+		throw error;
+	}
+	return {
+		success: true,
+		pieces: page.pieces.map((piece) => ({ ...piece, enabled: piece.disabledAt === 0 })),
+		cursor: page.cursor ?? null,
+		complete: !page.cursor,
+	};
+}
+
+/** `PATCH /api/integrations/bg/:space/:pieceId` with `{"enabled": true|false}`. */
+export async function patchPiece(request: IRequest, env: Env) {
+	const ref = pieceParams(request.params);
+	const { enabled } = parse(patchSchema, await readJson(request));
+	const entry = await load(env, ref);
+	const next = withEnabled(entry, enabled, Date.now());
+	if (next !== entry) await putEntry(env, next);
+	logEvent(enabled ? "enable" : "disable", { piece: label(ref), by: "admin" });
+	return { success: true, message: `Piece ${label(ref)} ${enabled ? "enabled" : "disabled"}`, piece: { ...next, enabled: next.disabledAt === 0 } };
+}
+
+/** `DELETE /api/integrations/bg/:space/:pieceId`: forget the piece; queued runs for it are dropped. */
+export async function deletePiece(request: IRequest, env: Env) {
+	const ref = pieceParams(request.params);
+	await load(env, ref);
+	await deleteEntry(env, ref);
+	logEvent("delete", { piece: label(ref), by: "admin" });
+	return { success: true, message: `Piece ${label(ref)} deleted` };
+}
+
+/** `POST /api/integrations/bg/:space/:pieceId/run`: queue a run now, outside the tick. */
+export async function runPieceNow(request: IRequest, env: Env) {
+	const ref = pieceParams(request.params);
+	const entry = await load(env, ref);
+	if (entry.disabledAt !== 0) throw new StatusError(409, "piece is disabled; enable it first");
+	const message = oneOffMessage("manual", entry, Date.now());
+	await env.RUNS.send(message, { contentType: "json" });
+	logEvent("run-requested", { piece: label(ref), runId: message.runId, by: "admin" });
+	return json({ success: true, message: `Run of ${label(ref)} queued`, runId: message.runId }, { status: 202 });
+}
+
+async function load(env: Env, ref: PieceRef): Promise<PieceEntry> {
+	const entry = await getEntry(env, ref);
+	if (!entry) throw new StatusError(404, `piece ${label(ref)} is not registered`);
+	return entry;
+}
+
+function label(ref: PieceRef): string {
+	return `${ref.space}/${ref.pieceId}`;
+}
+
+function single(value: string | string[] | undefined, name: string): string | undefined {
+	if (Array.isArray(value)) throw new StatusError(400, `${name} must be given once`);
+	return value;
+}

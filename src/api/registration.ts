@@ -1,0 +1,38 @@
+import type { IRequest } from "itty-router";
+import { logError, logEvent } from "../log";
+import { oneOffMessage } from "../messages";
+import { registered } from "../policy/schedule";
+import { getEntry, putEntry } from "../registry/store";
+import { registrationSchema } from "../schema";
+import { parse, readJson } from "./input";
+
+/** KV accepts one write per second per key; a repeat within it changes nothing worth writing. */
+const KV_WRITE_INTERVAL_MS = 1000;
+
+/**
+ * `POST /api/integrations/bg`: an upsert on (space, pieceId). A new piece starts as
+ * `Initializing` and runs at once; a known one is re-enabled (`Re-initializing`). OAuth
+ * callbacks repeat it often and concurrently: the key is the pair, so it stays one entry.
+ */
+export async function register(request: IRequest, env: Env): Promise<{ success: true; message: string }> {
+	const input = parse(registrationSchema, await readJson(request));
+	const now = Date.now();
+	const piece = `${input.space}/${input.pieceId}`;
+	const existing = await getEntry(env, input);
+	if (existing && existing.disabledAt === 0 && existing.integration === input.integration && now - existing.updatedAt < KV_WRITE_INTERVAL_MS) {
+		return { success: true, message: `Piece ${piece} is registered` };
+	}
+	const entry = registered(existing, input, now);
+	await putEntry(env, entry);
+	const runsNow = !existing || existing.disabledAt !== 0;
+	if (runsNow) {
+		try {
+			await env.RUNS.send(oneOffMessage("register", entry, now), { contentType: "json" });
+		} catch (error) {
+			// Not fatal: the entry is due (nextRunAt 0), so the next tick runs it.
+			logError("register-send-failed", error, { piece });
+		}
+	}
+	logEvent("register", { piece, integration: input.integration, outcome: existing ? "re-registered" : "created" });
+	return { success: true, message: existing ? `Re-registered piece ${piece}` : `Registered piece ${piece}` };
+}

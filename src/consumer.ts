@@ -1,0 +1,122 @@
+import { logError, logEvent } from "./log";
+import { applyOutcome, type RunEvent } from "./policy/schedule";
+import type { PieceEntry } from "./registry/entry";
+import { getEntry, putEntry } from "./registry/store";
+import { runPiece } from "./runtime/client";
+import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
+import { forEachLimit } from "./util/limit";
+
+/** The bindings the consumer needs. */
+export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS">;
+
+/**
+ * Runs at once per invocation. Each run holds one connection at a time (KV read, runtime
+ * call, KV write), and an invocation may hold 6 connections at once (DESIGN §4).
+ */
+export const MAX_CONCURRENT_RUNS = 6;
+
+/**
+ * How often a run is retried while the runtime is unavailable before it waits for the next
+ * tick instead; the piece stays due, so the next tick dispatches it again. Kept below the
+ * queue's max_retries (3) so outages never fill the dead-letter queue.
+ */
+export const UNAVAILABLE_ATTEMPTS = 2;
+/** Wait before retrying a run the runtime could not take. */
+export const UNAVAILABLE_RETRY_SECONDS = 15;
+/** Wait before retrying a message whose handling crashed. */
+export const CRASH_RETRY_SECONDS = 10;
+
+/** What became of one message. */
+export type Disposition = "ran" | "retry" | "dropped";
+
+/**
+ * The queue consumer: handles each message on its own, acking or retrying it individually,
+ * so one bad message never holds up or re-runs the rest of the batch. Messages for the same
+ * piece run one after the other (in scheduledTime order), so a piece never runs twice at
+ * once within a batch and a later message sees the earlier one's result.
+ */
+export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv): Promise<void> {
+	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
+		for (const message of group) await handleDelivery(message, env);
+	});
+}
+
+async function handleDelivery(message: Message<unknown>, env: ConsumerEnv): Promise<void> {
+	try {
+		const disposition = await handleMessage(message.body, message.attempts, env);
+		if (disposition === "retry") message.retry({ delaySeconds: UNAVAILABLE_RETRY_SECONDS });
+		else message.ack();
+	} catch (error) {
+		// A fault of ours (KV down, a bug): retry; after max_retries it rests in the DLQ
+		// while the piece, still due, is dispatched again by the next tick.
+		logError("run-crashed", error, { messageId: message.id, attempts: message.attempts });
+		message.retry({ delaySeconds: CRASH_RETRY_SECONDS });
+	}
+}
+
+/** Messages grouped by the piece they name (malformed ones alone), each group oldest first. */
+export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]): M[][] {
+	const groups = new Map<string, M[]>();
+	messages.forEach((message, index) => {
+		const body = message.body as Partial<RunMessage> | null;
+		const key = body && typeof body === "object" && typeof body.space === "string" && typeof body.pieceId === "string" ? `${body.space}/${body.pieceId}` : `#${index}`;
+		groups.set(key, [...(groups.get(key) ?? []), message]);
+	});
+	const time = (m: M) => Number((m.body as Partial<RunMessage>).scheduledTime) || 0;
+	return [...groups.values()].map((group) => group.sort((a, b) => time(a) - time(b)));
+}
+
+/** Handles one message body: validate, check it is still wanted, run, record. */
+export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv): Promise<Disposition> {
+	const parsed = runMessageSchema.safeParse(body);
+	if (!parsed.success) {
+		// Retrying cannot fix a malformed message: drop it, loudly.
+		logError("message-malformed", firstIssue(parsed.error), { body: JSON.stringify(body)?.slice(0, 300) });
+		return "dropped";
+	}
+	const message = parsed.data;
+	const before = await getEntry(env, message);
+	const reason = dropReason(before, message);
+	if (reason) {
+		logEvent("run-dropped", { reason, runId: message.runId, space: message.space, pieceId: message.pieceId });
+		return "dropped";
+	}
+
+	const { outcome, durationMs } = await runPiece(env, message, attempts);
+
+	// Read again: the piece may have been deleted, disabled or re-registered during the run,
+	// and the operator's change wins over the run's.
+	const current = await getEntry(env, message);
+	if (!current || current.disabledAt !== 0) {
+		logEvent("run-dropped", { reason: current ? "disabled during the run" : "deleted during the run", runId: message.runId });
+		return "dropped";
+	}
+	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now: Date.now(), runId: message.runId, durationMs });
+	if (changed(current, entry)) await putEntry(env, entry);
+	report(event, message, entry, durationMs, outcome.kind === "unavailable" ? outcome.reason : entry.lastError);
+	if (event === "unavailable") return attempts < UNAVAILABLE_ATTEMPTS ? "retry" : "dropped";
+	return "ran";
+}
+
+/** Why a message should not run, or null if it should. */
+function dropReason(entry: PieceEntry | null, message: RunMessage): string | null {
+	if (!entry) return "not registered";
+	if (entry.disabledAt !== 0) return "disabled";
+	if (entry.lastRunId === message.runId) return "already ran (duplicate delivery)";
+	// A tick's message is stale once a run for that tick or a later one has been recorded.
+	if (message.kind === "tick" && entry.nextRunAt > message.scheduledTime) return "not due (stale or duplicate tick)";
+	return null;
+}
+
+function changed(a: PieceEntry, b: PieceEntry): boolean {
+	return JSON.stringify(a) !== JSON.stringify(b);
+}
+
+function report(event: RunEvent, message: RunMessage, entry: PieceEntry, durationMs: number, error: string): void {
+	const piece = `${message.space}/${message.pieceId}`;
+	// The replaced service's line, which users watch for.
+	if (event === "success") console.log(`Successfully executed piece ${piece}`);
+	const fields = { outcome: event, piece, runId: message.runId, kind: message.kind, durationMs, failures: entry.failures };
+	logEvent("run", event === "success" ? fields : { ...fields, error });
+	if (event === "disabled") logEvent("disable", { piece, status: entry.status });
+}

@@ -1,0 +1,110 @@
+import type { PieceEntry, PieceSummary } from "../registry/entry";
+import type { Outcome } from "./outcome";
+
+/** Each enabled piece runs once per minute, the cron's finest granularity. */
+export const PERIOD_MS = 60_000;
+
+/** The third consecutive failure disables a piece (the replaced service's policy). */
+export const MAX_CONSECUTIVE_FAILURES = 3;
+
+/** Whether a tick with this scheduledTime should dispatch the piece. */
+export function isDue(piece: Pick<PieceSummary, "disabledAt" | "nextRunAt">, tickTime: number): boolean {
+	return piece.disabledAt === 0 && piece.nextRunAt <= tickTime;
+}
+
+/**
+ * The time slot a run belongs to: a tick's scheduledTime, or, for a run started outside a
+ * tick (registration, run-now), the start of the current minute, so that the next due time
+ * falls on the next tick rather than between two.
+ */
+export function slotOf(now: number): number {
+	return now - (now % PERIOD_MS);
+}
+
+/**
+ * A failed run's wait before the next: 60 s × (n + 1) after the n-th consecutive failure,
+ * counted from the dispatching tick's scheduledTime so the cadence stays on the tick grid.
+ */
+export function nextRunAfterFailure(scheduledTime: number, failures: number): number {
+	return scheduledTime + PERIOD_MS * (failures + 1);
+}
+
+/** What a run changed, for logs. */
+export type RunEvent = "success" | "failure" | "disabled" | "unavailable";
+
+/** The context of one handled run. */
+export interface RunContext {
+	scheduledTime: number;
+	now: number;
+	runId: string;
+	durationMs: number;
+}
+
+/**
+ * The entry after a run: the replaced service's policy, except that a runtime outage
+ * changes nothing but the status. Pure: the caller stores the result.
+ */
+export function applyOutcome(entry: PieceEntry, outcome: Outcome, run: RunContext): { entry: PieceEntry; event: RunEvent } {
+	const base = { ...entry, lastRunId: run.runId, lastDurationMs: run.durationMs };
+	switch (outcome.kind) {
+		case "ok":
+			return {
+				event: "success",
+				entry: { ...base, status: "Success", lastRun: run.now, failures: 0, unavailableSince: 0, nextRunAt: run.scheduledTime + PERIOD_MS },
+			};
+		case "failed": {
+			const failures = entry.failures + 1;
+			const failed = { ...base, failures, lastError: outcome.error, unavailableSince: 0 };
+			if (failures >= MAX_CONSECUTIVE_FAILURES) {
+				return { event: "disabled", entry: { ...failed, disabledAt: run.now, status: `Disabled: ${outcome.error}` } };
+			}
+			return { event: "failure", entry: { ...failed, status: outcome.error, nextRunAt: nextRunAfterFailure(run.scheduledTime, failures) } };
+		}
+		case "unavailable": {
+			// The run did not happen: keep lastRunId so a retry of this very message still runs.
+			const since = entry.unavailableSince || run.now;
+			return {
+				event: "unavailable",
+				entry: { ...entry, unavailableSince: since, status: `Runtime unavailable since ${new Date(since).toISOString()}: ${outcome.reason}` },
+			};
+		}
+	}
+}
+
+/** A piece's entry after a (re-)registration: new pieces start, known ones are re-enabled. */
+export function registered(existing: PieceEntry | null, fields: Pick<PieceEntry, "space" | "pieceId" | "integration">, now: number): PieceEntry {
+	if (!existing) {
+		return {
+			...fields,
+			createdAt: now,
+			updatedAt: now,
+			disabledAt: 0,
+			lastRun: 0,
+			status: "Initializing",
+			failures: 0,
+			nextRunAt: 0,
+			lastRunId: "",
+			lastError: "",
+			lastDurationMs: 0,
+			unavailableSince: 0,
+		};
+	}
+	const wasDisabled = existing.disabledAt !== 0;
+	return {
+		...existing,
+		integration: fields.integration,
+		updatedAt: now,
+		disabledAt: 0,
+		status: "Re-initializing",
+		// Re-enabling forgives past failures and runs at the next tick; an enabled piece keeps its cadence.
+		failures: wasDisabled ? 0 : existing.failures,
+		nextRunAt: wasDisabled ? 0 : existing.nextRunAt,
+	};
+}
+
+/** A piece's entry after an operator enables or disables it. */
+export function withEnabled(entry: PieceEntry, enabled: boolean, now: number): PieceEntry {
+	if (!enabled) return { ...entry, updatedAt: now, disabledAt: entry.disabledAt || now, status: "Disabled via UI" };
+	if (entry.disabledAt === 0) return entry;
+	return { ...entry, updatedAt: now, disabledAt: 0, failures: 0, nextRunAt: 0, status: "Initializing..." };
+}

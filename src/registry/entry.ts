@@ -1,0 +1,46 @@
+/** Which piece: the registry's key, unique per (space, pieceId). */
+export interface PieceRef {
+	/** The space's DID (`did:key:z…`). */
+	space: string;
+	/** The piece id (`fid1:…` or a legacy `baed…` CID, stored without an `of:` prefix). */
+	pieceId: string;
+}
+
+/**
+ * One registered piece, as stored in the registry and answered by the API. The first eight
+ * fields are the replaced service's entry; the rest is what this scheduler tracks besides.
+ * Times are milliseconds since the epoch; 0 means "never" / "not set".
+ */
+export interface PieceEntry extends PieceRef {
+	/** Free-form name of what registered the piece (e.g. `gmail`); picks the example piece locally. */
+	integration: string;
+	createdAt: number;
+	updatedAt: number;
+	/** When it was disabled; 0 while enabled. */
+	disabledAt: number;
+	/** When its last successful run finished; 0 before the first success. */
+	lastRun: number;
+	/** Human-readable state: `Success`, the last error, `Disabled: …`, `Initializing`, … */
+	status: string;
+	/** Consecutive failures of the piece itself (runtime outages do not count). */
+	failures: number;
+	/** The first tick (by scheduledTime) that may run it again; 0 = the next tick. */
+	nextRunAt: number;
+	/** The run id of the last run handled, so a redelivered message is not run twice. */
+	lastRunId: string;
+	/** The last error the piece raised, kept after a later success for diagnosis. */
+	lastError: string;
+	/** How long the last run took, in ms. */
+	lastDurationMs: number;
+	/** Since when the runtime has been unavailable for this piece; 0 when it last answered. */
+	unavailableSince: number;
+}
+
+/**
+ * The part of an entry stored as KV list metadata, so a tick and the admin list read no
+ * value per piece. Must serialise to ≤ 1,024 bytes (KV's metadata limit): see `summarise`.
+ */
+export type PieceSummary = Pick<
+	PieceEntry,
+	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt"
+>;

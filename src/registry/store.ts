@@ -1,0 +1,103 @@
+import type { PieceEntry, PieceRef, PieceSummary } from "./entry";
+import { LAST_TICK_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
+
+/** The bindings the registry needs. */
+export type RegistryEnv = Pick<Env, "REGISTRY">;
+
+/** KV lists at most 1,000 keys a call. */
+export const KV_LIST_LIMIT = 1000;
+
+/** KV list metadata must serialise to at most 1,024 bytes a key. */
+export const KV_METADATA_LIMIT = 1024;
+
+/** Longest status kept in list metadata; the full text stays in the value. */
+const SUMMARY_STATUS_LENGTH = 300;
+
+/** A listed piece: its reference and its summary, read from list metadata alone. */
+export type ListedPiece = PieceRef & PieceSummary;
+
+/** One page of a registry listing. */
+export interface RegistryPage {
+	pieces: ListedPiece[];
+	/** Pass back to get the next page; absent on the last one. */
+	cursor?: string;
+}
+
+/** Reads one piece's full entry, or null when it is not registered. */
+export async function getEntry(env: RegistryEnv, ref: PieceRef): Promise<PieceEntry | null> {
+	return env.REGISTRY.get<PieceEntry>(pieceKey(ref), "json");
+}
+
+/**
+ * Writes a piece's entry with its summary as metadata, in one put so the two never disagree.
+ * KV takes at most one write per second per key; callers avoid needless rewrites.
+ */
+export async function putEntry(env: RegistryEnv, entry: PieceEntry): Promise<void> {
+	await env.REGISTRY.put(pieceKey(entry), JSON.stringify(entry), { metadata: summarise(entry) });
+}
+
+/** Removes a piece from the registry. */
+export async function deleteEntry(env: RegistryEnv, ref: PieceRef): Promise<void> {
+	await env.REGISTRY.delete(pieceKey(ref));
+}
+
+/**
+ * The list-metadata summary of an entry. Its size is bounded by construction: fixed numeric
+ * fields, an integration of ≤ 64 characters and a status clipped to 300 characters, so even
+ * with 4-byte UTF-8 characters it stays under KV's 1,024-byte metadata limit.
+ */
+export function summarise(entry: PieceEntry): PieceSummary {
+	const status = entry.status.length > SUMMARY_STATUS_LENGTH ? `${entry.status.slice(0, SUMMARY_STATUS_LENGTH - 1)}…` : entry.status;
+	return {
+		integration: entry.integration,
+		createdAt: entry.createdAt,
+		updatedAt: entry.updatedAt,
+		disabledAt: entry.disabledAt,
+		lastRun: entry.lastRun,
+		status,
+		failures: entry.failures,
+		nextRunAt: entry.nextRunAt,
+	};
+}
+
+/**
+ * One page of the registry (or of one space), from list metadata only: no read per piece.
+ * `limit` is capped at KV's 1,000 keys per list call.
+ */
+export async function listPieces(env: RegistryEnv, options: { space?: string; cursor?: string; limit?: number } = {}): Promise<RegistryPage> {
+	const result = await env.REGISTRY.list<PieceSummary>({
+		prefix: piecePrefix(options.space),
+		cursor: options.cursor || undefined,
+		limit: Math.min(options.limit ?? KV_LIST_LIMIT, KV_LIST_LIMIT),
+	});
+	const pieces: ListedPiece[] = [];
+	for (const key of result.keys) {
+		const ref = parsePieceKey(key.name);
+		// A key without our metadata was not written by this service: leave it alone.
+		if (ref && key.metadata) pieces.push({ ...ref, ...key.metadata });
+	}
+	return result.list_complete ? { pieces } : { pieces, cursor: result.cursor };
+}
+
+/** The summary a tick leaves behind, for health and stats. */
+export interface TickSummary {
+	scheduledTime: number;
+	listed: number;
+	due: number;
+	dispatched: number;
+	skipped: number;
+	failed: number;
+	listCalls: number;
+	sendCalls: number;
+	ms: number;
+}
+
+/** Records the last tick's summary (one KV write per tick). */
+export async function putLastTick(env: RegistryEnv, summary: TickSummary): Promise<void> {
+	await env.REGISTRY.put(LAST_TICK_KEY, JSON.stringify(summary));
+}
+
+/** The last tick's summary, or null before the first tick. */
+export async function getLastTick(env: RegistryEnv): Promise<TickSummary | null> {
+	return env.REGISTRY.get<TickSummary>(LAST_TICK_KEY, "json");
+}

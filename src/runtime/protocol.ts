@@ -1,0 +1,48 @@
+import { base64urlnopad } from "@scure/base";
+import { sha256 } from "../identity/ed25519";
+
+/**
+ * The runtime protocol, version 1 (docs/runtime-protocol.md): the request body, the signed
+ * headers and the canonical string. Shared by the signer (consumer) and the verifier
+ * (runtimes, including the reference runtime).
+ */
+export const PROTOCOL_VERSION = "1";
+
+/** Header names, lower-case as HTTP/2 carries them. */
+export const HEADERS = {
+	version: "bg-protocol",
+	signer: "bg-signer",
+	timestamp: "bg-timestamp",
+	signature: "bg-signature",
+} as const;
+
+/** The JSON body of a run request. */
+export interface RunRequestBody {
+	space: string;
+	pieceId: string;
+	integration: string;
+	/** What the bgUpdater stream receives: always `{}`. */
+	event: Record<string, never>;
+	/** Unique per run; a runtime refuses one it has seen (replay). */
+	runId: string;
+	/** The tick (ms since epoch) the run belongs to. */
+	scheduledTime: number;
+	/** 1 on first delivery, more on redelivery of the same run. */
+	attempt: number;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The string that is signed: it binds the protocol version, method, path, timestamp and the
+ * SHA-256 of the exact body bytes, one per line.
+ */
+export async function canonicalString(method: string, path: string, timestamp: string, body: Uint8Array): Promise<string> {
+	const digest = base64urlnopad.encode(await sha256(body));
+	return [`bg-run-v${PROTOCOL_VERSION}`, method.toUpperCase(), path, timestamp, digest].join("\n");
+}
+
+/** UTF-8 bytes of a string. */
+export function utf8(text: string): Uint8Array {
+	return encoder.encode(text);
+}

@@ -1,0 +1,69 @@
+import { base64urlnopad } from "@scure/base";
+import { publicKeyFromDid } from "../identity/ed25519";
+import { HEADERS, PROTOCOL_VERSION, canonicalString, utf8, type RunRequestBody } from "./protocol";
+
+/** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
+export interface VerifyOptions {
+	/** did:keys allowed to dispatch runs; empty or absent = any valid signer (development only). */
+	allowedSigners?: readonly string[];
+	/** Largest accepted distance between the signed timestamp and now; default 5 minutes. */
+	maxSkewMs?: number;
+	/** The verifier's clock, in ms; default `Date.now()`. */
+	now?: number;
+	/**
+	 * Called once per verified request with its replay key (`<runId>#<attempt>`, both fixed by
+	 * the signed body); returns true if that key was seen before, which refuses the request.
+	 * A redelivery is a new attempt, so it passes; a captured request sent again does not.
+	 */
+	seenBefore?: (replayKey: string) => boolean | Promise<boolean>;
+}
+
+/** A verified request, or why it was refused. */
+export type Verification = { ok: true; signer: string; body: RunRequestBody } | { ok: false; status: 400 | 401; error: string };
+
+/** Default clock-skew window. */
+export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
+
+/**
+ * Verifies a signed run request: protocol version, signature over the canonical string,
+ * signer allow-list, clock skew, and (if `seenBefore` is given) replay of the runId.
+ * Reads the request body; pass a clone if you need it again.
+ */
+export async function verifyRunRequest(request: Request, options: VerifyOptions = {}): Promise<Verification> {
+	const refuse = (error: string, status: 400 | 401 = 401): Verification => ({ ok: false, status, error });
+	const version = request.headers.get(HEADERS.version);
+	const signer = request.headers.get(HEADERS.signer);
+	const timestamp = request.headers.get(HEADERS.timestamp);
+	const signature = request.headers.get(HEADERS.signature);
+	if (!signer || !timestamp || !signature) return refuse("unsigned request");
+	if (version !== PROTOCOL_VERSION) return refuse(`unsupported protocol version ${version ?? "(none)"}`, 400);
+	if (options.allowedSigners?.length && !options.allowedSigners.includes(signer)) return refuse("signer not allowed");
+	const publicKey = publicKeyFromDid(signer);
+	if (!publicKey) return refuse("signer is not an Ed25519 did:key");
+	const signedAt = Number(timestamp);
+	const maxSkew = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+	if (!/^\d{1,16}$/.test(timestamp) || Math.abs((options.now ?? Date.now()) - signedAt) > maxSkew) return refuse("stale or future timestamp");
+
+	let signatureBytes: Uint8Array;
+	try {
+		signatureBytes = base64urlnopad.decode(signature);
+	} catch {
+		return refuse("malformed signature");
+	}
+	const body = new Uint8Array(await request.arrayBuffer());
+	const canonical = await canonicalString(request.method, new URL(request.url).pathname, timestamp, body);
+	const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+	if (!(await crypto.subtle.verify("Ed25519", key, signatureBytes, utf8(canonical)))) return refuse("bad signature");
+
+	let parsed: RunRequestBody;
+	try {
+		parsed = JSON.parse(new TextDecoder().decode(body)) as RunRequestBody;
+	} catch {
+		return refuse("body is not JSON", 400);
+	}
+	if (!parsed || typeof parsed.runId !== "string" || typeof parsed.space !== "string" || typeof parsed.pieceId !== "string" || !Number.isInteger(parsed.attempt)) {
+		return refuse("body lacks space, pieceId, runId or attempt", 400);
+	}
+	if (options.seenBefore && (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`))) return refuse("replayed runId");
+	return { ok: true, signer, body: parsed };
+}

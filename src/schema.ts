@@ -1,0 +1,74 @@
+import { z } from "zod";
+
+/** A did:key in base58btc multibase; an Ed25519 space DID is `did:key:z6Mk` + 44 characters. */
+const SPACE = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$/;
+/** Current piece ids: `fid1:` + unpadded base64url of a 32-byte hash. */
+const FID1 = /^fid1:[A-Za-z0-9_-]{43}$/;
+/** Legacy piece ids: a 59-character base32 CID, sometimes written with an `of:` prefix. */
+const LEGACY = /^(?:of:)?baed[a-z2-7]{55}$/;
+/** No control or invisible formatting characters in an integration name. */
+const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
+
+/** Longest integration name; keeps list metadata far below KV's 1,024-byte limit. */
+export const MAX_INTEGRATION_LENGTH = 64;
+
+/** A space DID. */
+export const spaceSchema = z.string({ error: "space must be a string" }).regex(SPACE, "space must be a did:key (did:key:z6Mk…)");
+
+/** A piece id, normalised: the legacy `of:` prefix is dropped so both spellings are one piece. */
+export const pieceIdSchema = z
+	.string({ error: "pieceId must be a string" })
+	.refine((id) => FID1.test(id) || LEGACY.test(id), "pieceId must be a piece id (fid1:… with 43 base64url characters, or a legacy baed… CID)")
+	.transform((id) => (id.startsWith("of:") ? id.slice(3) : id));
+
+/** An integration name: what registered the piece. */
+export const integrationSchema = z
+	.string({ error: "integration must be a string" })
+	.trim()
+	.min(1, "integration must not be empty")
+	.max(MAX_INTEGRATION_LENGTH, `integration must be at most ${MAX_INTEGRATION_LENGTH} characters`)
+	.regex(PRINTABLE, "integration must not contain control characters");
+
+/** The body of `POST /api/integrations/bg`. Unknown fields are ignored, as before. */
+export const registrationSchema = z.object(
+	{ space: spaceSchema, pieceId: pieceIdSchema, integration: integrationSchema },
+	{ error: "body must be a JSON object" },
+);
+export type Registration = z.output<typeof registrationSchema>;
+
+/** The path parameters naming one piece. */
+export const pieceRefSchema = z.object({ space: spaceSchema, pieceId: pieceIdSchema });
+
+/** The body of `PATCH /api/integrations/bg/:space/:pieceId`. */
+export const patchSchema = z.object(
+	{ enabled: z.boolean({ error: "enabled must be true or false" }) },
+	{ error: "body must be a JSON object" },
+);
+
+/** Why a run message was sent. */
+export const RUN_KINDS = ["tick", "register", "manual"] as const;
+
+/**
+ * The queue message: one run of one piece (docs/messages.md). It carries what the consumer
+ * needs to call the runtime; a few hundred bytes, far below the 128 KB message limit.
+ */
+export const runMessageSchema = z.object({
+	v: z.literal(1),
+	kind: z.enum(RUN_KINDS),
+	space: spaceSchema,
+	pieceId: pieceIdSchema,
+	integration: integrationSchema,
+	runId: z.string().min(1).max(300),
+	scheduledTime: z.number().int().nonnegative(),
+});
+export type RunMessage = z.output<typeof runMessageSchema>;
+
+/** The first problem zod found, as one sentence for a 4xx answer or a log line. */
+export function firstIssue(error: z.ZodError): string {
+	const issue = error.issues[0];
+	if (!issue) return "invalid input";
+	if (issue.code === "invalid_type" && issue.input === undefined && issue.path.length) {
+		return `${issue.path.join(".")} is required`;
+	}
+	return issue.message;
+}
