@@ -9,7 +9,9 @@ import { putLastTick } from "./registry/store";
  */
 export async function handleScheduled(controller: ScheduledController, env: Env): Promise<void> {
 	const started = Date.now();
-	const summary = { ...(await fanOut(env, controller.scheduledTime)), ms: 0 };
+	// Normalised to ms: some callers (service-binding `scheduled()`) hand over a Date.
+	const tickTime = new Date(controller.scheduledTime).getTime();
+	const summary = { ...(await fanOut(env, tickTime)), ms: 0 };
 	summary.ms = Date.now() - started;
 	logEvent("tick", summary);
 	try {

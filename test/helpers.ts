@@ -1,0 +1,93 @@
+import { env, exports } from "cloudflare:workers";
+import type { PieceEntry } from "../src/registry/entry";
+import { registered } from "../src/policy/schedule";
+import { putEntry } from "../src/registry/store";
+
+const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+let counter = 0;
+
+/** A fresh, valid space DID (`did:key:z6Mk…`, 48 base58 characters), unique per call. */
+export function newSpace(): string {
+	return `did:key:z6Mk${encode(++counter, BASE58, 44)}`;
+}
+
+/** A fresh, valid `fid1:` piece id, unique per call. */
+export function newPieceId(): string {
+	return `fid1:${encode(++counter + Date.now(), BASE64URL, 43)}`;
+}
+
+/** A valid legacy piece id (`baed…`, 59 base32 characters). */
+export function newLegacyPieceId(): string {
+	return `baed${encode(++counter + Date.now(), "abcdefghijklmnopqrstuvwxyz234567", 55)}`;
+}
+
+function encode(n: number, alphabet: string, length: number): string {
+	let out = "";
+	let x = n;
+	for (let i = 0; i < length; i++) {
+		out += alphabet[(x + i * 7) % alphabet.length];
+		x = Math.floor(x / alphabet.length) + (i === 0 ? n % 97 : 0);
+	}
+	return out;
+}
+
+/** A request to the Worker's fetch handler, through its exports (integration tests). */
+export function call(path: string, init: RequestInit = {}): Promise<Response> {
+	return exports.default.fetch(new Request(`https://scheduler.test${path}`, init));
+}
+
+/** An admin request with the test token. */
+export function admin(path: string, init: RequestInit = {}): Promise<Response> {
+	const headers = new Headers(init.headers);
+	headers.set("authorization", `Bearer ${env.ADMIN_TOKEN}`);
+	return call(path, { ...init, headers });
+}
+
+/** Registers a piece as the seed's curl does. */
+export function registerPiece(fields: { space: string; pieceId: string; integration: string }): Promise<Response> {
+	return call("/api/integrations/bg", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(fields) });
+}
+
+/** The path of one piece's admin routes. */
+export function piecePath(space: string, pieceId: string): string {
+	return `/api/integrations/bg/${space}/${pieceId}`;
+}
+
+/** Writes an entry straight into the registry (seeding many pieces without the API). */
+export async function seedPiece(overrides: Partial<PieceEntry> & { integration?: string } = {}): Promise<PieceEntry> {
+	const base = registered(null, { space: overrides.space ?? newSpace(), pieceId: overrides.pieceId ?? newPieceId(), integration: overrides.integration ?? "counter" }, 1_000);
+	const entry = { ...base, ...overrides };
+	await putEntry(env, entry);
+	return entry;
+}
+
+/** Polls until `check` returns a value that is not undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const value = await check();
+		if (value !== undefined) return value;
+		if (Date.now() > deadline) throw new Error("condition not met in time");
+		await new Promise((resolve) => setTimeout(resolve, 50));
+	}
+}
+
+/** A minute boundary well in the future of any test data, for tick times. */
+export const T0 = Date.UTC(2030, 0, 1, 0, 0, 0);
+
+/**
+ * Fires the Worker's cron as Cloudflare does, through its exports. `scheduled()` on a
+ * loopback binding exists at run time but is missing from the generated types.
+ */
+export async function fireTick(scheduledTime: number): Promise<void> {
+	const main = exports.default as unknown as { scheduled(options: { scheduledTime: Date; cron: string }): Promise<unknown> };
+	await main.scheduled({ scheduledTime: new Date(scheduledTime), cron: "* * * * *" });
+}
+
+/** Asks the reference runtime how often the `counter` piece ran. */
+export async function runCount(piece: { space: string; pieceId: string }): Promise<number> {
+	const response = await env.RUNTIME!.fetch(`https://runtime.internal/counts/${piece.space}/${piece.pieceId}`);
+	return (await response.json<{ count: number }>()).count;
+}

@@ -1,0 +1,30 @@
+import type { RunMessage } from "../src/schema";
+
+/**
+ * A FAKE queue producer for fan-out tests that count messages without running them. It
+ * enforces the real sendBatch limits (≤ 100 messages, ≤ 256 KB) so a fan-out that breaks
+ * them fails here as it would on Cloudflare. `failCalls` makes chosen calls throw.
+ */
+export function recordingQueue(options: { failCalls?: number[] } = {}) {
+	const sent: RunMessage[] = [];
+	let calls = 0;
+	const queue = {
+		sent,
+		get calls() {
+			return calls;
+		},
+		async send(body: RunMessage) {
+			sent.push(body);
+		},
+		async sendBatch(messages: Iterable<MessageSendRequest<RunMessage>>) {
+			const batch = [...messages];
+			const index = calls++;
+			if (batch.length > 100) throw new Error(`sendBatch of ${batch.length} messages: the limit is 100`);
+			const bytes = new TextEncoder().encode(JSON.stringify(batch.map((m) => m.body))).length;
+			if (bytes > 256 * 1024) throw new Error(`sendBatch of ${bytes} bytes: the limit is 256 KB`);
+			if (options.failCalls?.includes(index)) throw new Error("injected send failure");
+			sent.push(...batch.map((m) => m.body));
+		},
+	};
+	return queue;
+}

@@ -1,0 +1,35 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { buildSync } from "esbuild";
+import { defineConfig } from "vitest/config";
+
+// Extra Workers must be JavaScript: bundle the reference runtime (TypeScript) for the tests.
+const REFERENCE_RUNTIME = ".wrangler/test/reference-runtime.mjs";
+buildSync({ entryPoints: ["dev/reference-runtime/index.ts"], outfile: REFERENCE_RUNTIME, bundle: true, format: "esm", platform: "neutral", logLevel: "error" });
+
+export default defineConfig({
+	plugins: [
+		cloudflareTest({
+			wrangler: { configPath: "./wrangler.toml" },
+			miniflare: {
+				// Test-only values: a short run timeout, which the `slow` example piece outlasts.
+				bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS: "test operator pass" },
+				serviceBindings: { RUNTIME: "reference-runtime" },
+				// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
+				outboundService: "reference-runtime",
+				workers: [
+					{
+						name: "reference-runtime",
+						modules: true,
+						scriptPath: REFERENCE_RUNTIME,
+						compatibilityDate: "2026-08-22",
+						bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: "" },
+					},
+				],
+			},
+		}),
+	],
+	test: {
+		include: ["test/**/*.test.ts"],
+		testTimeout: 20_000,
+	},
+});
