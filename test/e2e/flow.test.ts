@@ -1,0 +1,66 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { PERIOD_MS, slotOf } from "../../src/policy/schedule";
+import type { PieceEntry } from "../../src/registry/entry";
+import { call, eventually, fireTick, newPieceId, newSpace, piecePath, registerPiece, runCount } from "../helpers";
+
+/** The entry as the API answers it, once `ready` holds. */
+function awaitEntry(space: string, pieceId: string, ready: (entry: PieceEntry) => boolean): Promise<PieceEntry> {
+	return eventually(async () => {
+		const response = await call(piecePath(space, pieceId));
+		if (response.status !== 200) return undefined;
+		const entry = await response.json<PieceEntry>();
+		return ready(entry) ? entry : undefined;
+	}, 15_000);
+}
+
+describe("end to end, through real local KV, Queues and the reference runtime", () => {
+	it("registration → run at once → ticks → Success every period", async () => {
+		const space = newSpace();
+		const pieceId = newPieceId();
+		const slot = slotOf(Date.now());
+		const response = await registerPiece({ space, pieceId, integration: "counter" });
+		expect(await response.json()).toMatchObject({ success: true });
+
+		// A new piece runs at once, through the queue.
+		const first = await awaitEntry(space, pieceId, (e) => e.status === "Success");
+		expect(first.lastRun).toBeGreaterThan(0);
+		expect(first.nextRunAt).toBe(slot + PERIOD_MS);
+
+		// A tick before the next due time dispatches nothing; the tick at it runs the piece.
+		await fireTick(slot + PERIOD_MS - 1);
+		await fireTick(slot + PERIOD_MS);
+		const second = await awaitEntry(space, pieceId, (e) => e.nextRunAt === slot + 2 * PERIOD_MS);
+		expect(second.status).toBe("Success");
+		expect(await runCount({ space, pieceId })).toBe(2);
+		const tick = await env.REGISTRY.get<{ dispatched: number }>("meta/last-tick", "json");
+		expect(tick?.dispatched).toBeGreaterThanOrEqual(1);
+	});
+
+	it("a failing piece backs off, is disabled on the third failure, and re-registering re-enables it", async () => {
+		const space = newSpace();
+		const pieceId = newPieceId();
+		const slot = slotOf(Date.now());
+		await registerPiece({ space, pieceId, integration: "fail" });
+		const one = await awaitEntry(space, pieceId, (e) => e.failures === 1);
+		expect(one.nextRunAt).toBe(slot + 2 * PERIOD_MS);
+
+		await fireTick(slot + 2 * PERIOD_MS);
+		const two = await awaitEntry(space, pieceId, (e) => e.failures === 2);
+		expect(two.nextRunAt).toBe(slot + 5 * PERIOD_MS);
+
+		await fireTick(slot + 5 * PERIOD_MS);
+		const three = await awaitEntry(space, pieceId, (e) => e.disabledAt > 0);
+		expect(three.status).toBe("Disabled: example failure: the fail piece raised an error");
+
+		// Disabled: later ticks do not run it.
+		await fireTick(slot + 9 * PERIOD_MS);
+		await new Promise((resolve) => setTimeout(resolve, 2_500));
+		expect((await awaitEntry(space, pieceId, () => true)).failures).toBe(3);
+
+		const again = await registerPiece({ space, pieceId, integration: "fail" });
+		expect(await again.json()).toMatchObject({ success: true });
+		const reenabled = await awaitEntry(space, pieceId, (e) => e.disabledAt === 0 && e.failures === 1);
+		expect(reenabled.status).toBe("example failure: the fail piece raised an error");
+	});
+});

@@ -1,0 +1,187 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { handleMessage, handleQueue } from "../../src/consumer";
+import worker from "../../src/index";
+import { oneOffMessage, tickMessage } from "../../src/messages";
+import { PERIOD_MS } from "../../src/policy/schedule";
+import type { PieceEntry } from "../../src/registry/entry";
+import { getEntry } from "../../src/registry/store";
+import { T0, runCount, seedPiece } from "../helpers";
+
+/** Delivers messages to the consumer as one batch; answers the queue's ack/retry record. */
+async function deliver(bodies: unknown[], attempts = 1) {
+	const batch = createMessageBatch(
+		"bg-piece-runs",
+		bodies.map((body, i) => ({ id: `m${i}-${crypto.randomUUID()}`, timestamp: Date.now(), attempts, body })),
+	);
+	const ctx = createExecutionContext();
+	await worker.queue(batch, env);
+	return { batch, result: await getQueueResult(batch, ctx) };
+}
+
+async function entryOf(piece: PieceEntry): Promise<PieceEntry> {
+	const entry = await getEntry(env, piece);
+	if (!entry) throw new Error("entry vanished");
+	return entry;
+}
+
+describe("consumer: outcome classes", () => {
+	it("ok: Success, lastRun set, next run one period after the tick, message acked", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const { batch, result } = await deliver([tickMessage(piece, T0)]);
+		expect(result.explicitAcks).toEqual([batch.messages[0]!.id]);
+		const entry = await entryOf(piece);
+		expect(entry).toMatchObject({ status: "Success", failures: 0, nextRunAt: T0 + PERIOD_MS, lastRunId: `tick:${T0}:${piece.space}/${piece.pieceId}` });
+		expect(entry.lastRun).toBeGreaterThan(0);
+		expect(await runCount(piece)).toBe(1);
+	});
+
+	it("piece failed: follows the replaced service's policy across ticks, to Disabled on the third", async () => {
+		const piece = await seedPiece({ integration: "fail" });
+		await deliver([tickMessage(piece, T0)]);
+		let entry = await entryOf(piece);
+		expect(entry).toMatchObject({ failures: 1, status: "example failure: the fail piece raised an error", nextRunAt: T0 + 2 * PERIOD_MS, disabledAt: 0 });
+
+		// The tick in between is not due: its message is dropped, nothing changes.
+		await deliver([tickMessage(piece, T0 + PERIOD_MS)]);
+		expect(await entryOf(piece)).toEqual(entry);
+
+		await deliver([tickMessage(piece, T0 + 2 * PERIOD_MS)]);
+		entry = await entryOf(piece);
+		expect(entry).toMatchObject({ failures: 2, nextRunAt: T0 + 2 * PERIOD_MS + 3 * PERIOD_MS, disabledAt: 0 });
+
+		await deliver([tickMessage(piece, T0 + 5 * PERIOD_MS)]);
+		entry = await entryOf(piece);
+		expect(entry.failures).toBe(3);
+		expect(entry.disabledAt).toBeGreaterThan(0);
+		expect(entry.status).toBe("Disabled: example failure: the fail piece raised an error");
+
+		// Disabled pieces are not run, whatever arrives.
+		const { result } = await deliver([tickMessage(piece, T0 + 60 * PERIOD_MS)]);
+		expect(result.explicitAcks).toHaveLength(1);
+		expect((await entryOf(piece)).failures).toBe(3);
+	});
+
+	it("a success resets the failure count", async () => {
+		const piece = await seedPiece({ integration: "counter", failures: 2, status: "boom", nextRunAt: T0 });
+		await deliver([tickMessage(piece, T0)]);
+		expect(await entryOf(piece)).toMatchObject({ failures: 0, status: "Success" });
+	});
+
+	it("no bgUpdater (404) counts as the piece's failure", async () => {
+		const piece = await seedPiece({ integration: "missing" });
+		await deliver([tickMessage(piece, T0)]);
+		expect(await entryOf(piece)).toMatchObject({ failures: 1, status: "piece has no bgUpdater stream" });
+	});
+
+	it("timeout counts as the piece's failure and says so", async () => {
+		const piece = await seedPiece({ integration: "slow" });
+		await deliver([tickMessage(piece, T0)]);
+		const entry = await entryOf(piece);
+		expect(entry.failures).toBe(1);
+		expect(entry.status).toBe(`timed out after ${env.RUNTIME_TIMEOUT_MS} ms`);
+	});
+
+	it("runtime unavailable: counts nothing, disables nothing, retries, then leaves it to the next tick", async () => {
+		const piece = await seedPiece({ integration: "unavailable", failures: 2, nextRunAt: T0 });
+		const first = await deliver([tickMessage(piece, T0)], 1);
+		expect(first.result.retryMessages.map((m) => m.msgId)).toEqual([first.batch.messages[0]!.id]);
+		const entry = await entryOf(piece);
+		expect(entry).toMatchObject({ failures: 2, disabledAt: 0, nextRunAt: T0, lastRunId: "" });
+		expect(entry.status).toMatch(/^Runtime unavailable since \d{4}-\d\d-\d\dT.*HTTP 503/);
+		expect(entry.unavailableSince).toBeGreaterThan(0);
+
+		// The last allowed attempt is acked: the piece is still due, the next tick sends it again.
+		const last = await deliver([tickMessage(piece, T0)], 2);
+		expect(last.result.explicitAcks).toHaveLength(1);
+		expect(await entryOf(piece)).toMatchObject({ failures: 2, disabledAt: 0, unavailableSince: entry.unavailableSince });
+	});
+
+	it("no runtime configured: unavailable, nothing disabled", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const outcome = await handleMessage(tickMessage(piece, T0), 5, { ...env, RUNTIME: undefined, PIECE_RUNTIME_URL: "" });
+		expect(outcome).toBe("dropped");
+		expect(await entryOf(piece)).toMatchObject({ failures: 0, disabledAt: 0, nextRunAt: 0 });
+		expect((await entryOf(piece)).status).toContain("no runtime configured");
+	});
+
+	it("reaches a runtime by PIECE_RUNTIME_URL as well as by the RUNTIME binding", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const outcome = await handleMessage(tickMessage(piece, T0), 1, { ...env, RUNTIME: undefined, PIECE_RUNTIME_URL: "http://runtime.example/v1/run" });
+		expect(outcome).toBe("ran");
+		expect((await entryOf(piece)).status).toBe("Success");
+	});
+});
+
+describe("consumer: faults", () => {
+	it("drops malformed messages without crashing or retrying", async () => {
+		const { result } = await deliver([null, "text", { v: 1 }, { v: 1, kind: "tick", space: "did:web:x", pieceId: "x", integration: "a", runId: "r", scheduledTime: 1 }]);
+		expect(result.explicitAcks).toHaveLength(4);
+		expect(result.retryMessages).toHaveLength(0);
+	});
+
+	it("a message for a piece deleted meanwhile is dropped quietly", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		await env.REGISTRY.delete(`piece/${piece.space}/${piece.pieceId}`);
+		const { result } = await deliver([tickMessage(piece, T0)]);
+		expect(result.explicitAcks).toHaveLength(1);
+		expect(await getEntry(env, piece)).toBeNull();
+		expect(await runCount(piece)).toBe(0);
+	});
+
+	it("the same message delivered twice runs once", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const message = oneOffMessage("manual", piece, T0);
+		await deliver([message]);
+		await deliver([message], 2);
+		expect(await runCount(piece)).toBe(1);
+		// …and twice in one batch, too.
+		const other = await seedPiece({ integration: "counter" });
+		const tick = tickMessage(other, T0);
+		await deliver([tick, tick]);
+		expect(await runCount(other)).toBe(1);
+	});
+
+	it("a crash on one message retries only that one; the rest of the batch is handled", async () => {
+		const pieces = await Promise.all([seedPiece(), seedPiece(), seedPiece()]);
+		const broken = pieces[1]!;
+		// A registry that fails for one key, as a KV outage on one read would.
+		const flaky: KVNamespace = new Proxy(env.REGISTRY, {
+			get(target, prop) {
+				if (prop === "get") {
+					return (key: string, type: "json") => (key.endsWith(broken.pieceId) ? Promise.reject(new Error("injected KV failure")) : target.get(key, type));
+				}
+				const value = Reflect.get(target, prop);
+				return typeof value === "function" ? value.bind(target) : value;
+			},
+		});
+		const batch = createMessageBatch(
+			"bg-piece-runs",
+			pieces.map((piece, i) => ({ id: `c${i}`, timestamp: Date.now(), attempts: 1, body: tickMessage(piece, T0) })),
+		);
+		const ctx = createExecutionContext();
+		await handleQueue(batch, { ...env, REGISTRY: flaky });
+		const result = await getQueueResult(batch, ctx);
+		expect(result.retryMessages.map((m) => m.msgId)).toEqual(["c1"]);
+		expect(result.explicitAcks.sort()).toEqual(["c0", "c2"]);
+		expect((await entryOf(pieces[0]!)).status).toBe("Success");
+		expect((await entryOf(broken)).status).toBe("Initializing");
+
+		// The retried message runs once when redelivered.
+		await deliver([tickMessage(broken, T0)], 2);
+		expect((await entryOf(broken)).status).toBe("Success");
+		expect(await runCount(broken)).toBe(1);
+	});
+
+	it("an operator's disable during a run wins over the run's outcome", async () => {
+		const piece = await seedPiece({ integration: "slow" });
+		const running = deliver([tickMessage(piece, T0)]);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		const current = await entryOf(piece);
+		const { putEntry } = await import("../../src/registry/store");
+		await putEntry(env, { ...current, disabledAt: 123, status: "Disabled via UI" });
+		await running;
+		expect(await entryOf(piece)).toMatchObject({ disabledAt: 123, status: "Disabled via UI", failures: 0 });
+	});
+});
