@@ -71,7 +71,7 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	const parsed = runMessageSchema.safeParse(body);
 	if (!parsed.success) {
 		// Retrying cannot fix a malformed message: drop it, loudly.
-		logError("message-malformed", firstIssue(parsed.error), { body: JSON.stringify(body)?.slice(0, 300) });
+		logError("message-malformed", firstIssue(parsed.error, body), { body: JSON.stringify(body)?.slice(0, 300) });
 		return "dropped";
 	}
 	const message = parsed.data;

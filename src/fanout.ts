@@ -4,6 +4,7 @@ import { isDue } from "./policy/schedule";
 import { KV_LIST_LIMIT, listPieces, type TickSummary } from "./registry/store";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
+import { utf8Length } from "./util/text";
 
 /** The bindings the fan-out needs. */
 export type FanoutEnv = Pick<Env, "REGISTRY" | "RUNS">;
@@ -66,7 +67,7 @@ export function chunk(messages: RunMessage[]): RunMessage[][] {
 	let current: RunMessage[] = [];
 	let bytes = 0;
 	for (const message of messages) {
-		const size = JSON.stringify(message).length;
+		const size = utf8Length(JSON.stringify(message));
 		if (current.length === SEND_BATCH_MAX_MESSAGES || (current.length > 0 && bytes + size > SEND_BATCH_MAX_BYTES)) {
 			batches.push(current);
 			current = [];

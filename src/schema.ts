@@ -12,8 +12,13 @@ const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
 /** Longest integration name; keeps list metadata far below KV's 1,024-byte limit. */
 export const MAX_INTEGRATION_LENGTH = 64;
 
+/** "<name> must be <kind>" for a value of another type (a missing one: see firstIssue). */
+function typeError(name: string, kind: string) {
+	return { error: `${name} must be ${kind}` };
+}
+
 /** A space DID. */
-export const spaceSchema = z.string({ error: "space must be a string" }).regex(SPACE, "space must be a did:key (did:key:z6Mk…)");
+export const spaceSchema = z.string(typeError("space", "a string")).regex(SPACE, "space must be a did:key (did:key:z6Mk…)");
 
 /** A piece id, normalised: the legacy `of:` prefix is dropped so both spellings are one piece. */
 export const pieceIdSchema = z
@@ -41,7 +46,7 @@ export const pieceRefSchema = z.object({ space: spaceSchema, pieceId: pieceIdSch
 
 /** The body of `PATCH /api/integrations/bg/:space/:pieceId`. */
 export const patchSchema = z.object(
-	{ enabled: z.boolean({ error: "enabled must be true or false" }) },
+	{ enabled: z.boolean(typeError("enabled", "true or false")) },
 	{ error: "body must be a JSON object" },
 );
 
@@ -63,12 +68,16 @@ export const runMessageSchema = z.object({
 });
 export type RunMessage = z.output<typeof runMessageSchema>;
 
-/** The first problem zod found, as one sentence for a 4xx answer or a log line. */
-export function firstIssue(error: z.ZodError): string {
+/**
+ * The first problem zod found, as one sentence for a 4xx answer or a log line. A field absent
+ * from `input` is named as required (zod reports it as a wrong type).
+ */
+export function firstIssue(error: z.ZodError, input?: unknown): string {
 	const issue = error.issues[0];
 	if (!issue) return "invalid input";
-	if (issue.code === "invalid_type" && issue.input === undefined && issue.path.length) {
-		return `${issue.path.join(".")} is required`;
+	const [field, ...deeper] = issue.path;
+	if (issue.code === "invalid_type" && typeof field === "string" && !deeper.length && input && typeof input === "object" && !Object.hasOwn(input, field)) {
+		return `${field} is required`;
 	}
 	return issue.message;
 }

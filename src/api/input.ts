@@ -32,7 +32,7 @@ export async function readJson(request: Request): Promise<unknown> {
 /** Validates input against a schema, or throws a 400 that names the first problem. */
 export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
 	const result = schema.safeParse(input);
-	if (!result.success) throw new StatusError(400, firstIssue(result.error));
+	if (!result.success) throw new StatusError(400, firstIssue(result.error, input));
 	return result.data;
 }
 

@@ -1,3 +1,5 @@
+import { clipText } from "../util/text";
+
 /**
  * What a run's answer means for the piece (docs/runtime-protocol.md, "Outcome classes").
  * - `ok`: the bgUpdater ran to completion.
@@ -58,5 +60,5 @@ function detail(body: string): string {
 }
 
 function clip(text: string): string {
-	return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH)}…` : text;
+	return clipText(text, MAX_ERROR_LENGTH);
 }

@@ -1,4 +1,5 @@
 import type { PieceEntry, PieceRef, PieceSummary } from "./entry";
+import { clipText, utf8Length } from "../util/text";
 import { LAST_TICK_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
 
 /** The bindings the registry needs. */
@@ -11,7 +12,7 @@ export const KV_LIST_LIMIT = 1000;
 export const KV_METADATA_LIMIT = 1024;
 
 /** Longest status kept in list metadata; the full text stays in the value. */
-const SUMMARY_STATUS_LENGTH = 300;
+const SUMMARY_STATUS_LENGTH = 300; // including the ellipsis of a cut
 
 /** A listed piece: its reference and its summary, read from list metadata alone. */
 export type ListedPiece = PieceRef & PieceSummary;
@@ -42,22 +43,24 @@ export async function deleteEntry(env: RegistryEnv, ref: PieceRef): Promise<void
 }
 
 /**
- * The list-metadata summary of an entry. Its size is bounded by construction: fixed numeric
- * fields, an integration of ≤ 64 characters and a status clipped to 300 characters, so even
- * with 4-byte UTF-8 characters it stays under KV's 1,024-byte metadata limit.
+ * The list-metadata summary of an entry, within KV's 1,024-byte metadata limit: the status is
+ * clipped to 300 characters, and further if its UTF-8 (or JSON escapes) would still overflow.
  */
 export function summarise(entry: PieceEntry): PieceSummary {
-	const status = entry.status.length > SUMMARY_STATUS_LENGTH ? `${entry.status.slice(0, SUMMARY_STATUS_LENGTH - 1)}…` : entry.status;
-	return {
+	const summary: PieceSummary = {
 		integration: entry.integration,
 		createdAt: entry.createdAt,
 		updatedAt: entry.updatedAt,
 		disabledAt: entry.disabledAt,
 		lastRun: entry.lastRun,
-		status,
+		status: clipText(entry.status, SUMMARY_STATUS_LENGTH - 1),
 		failures: entry.failures,
 		nextRunAt: entry.nextRunAt,
 	};
+	while (utf8Length(JSON.stringify(summary)) > KV_METADATA_LIMIT) {
+		summary.status = clipText(summary.status, Math.floor(Array.from(summary.status).length / 2));
+	}
+	return summary;
 }
 
 /**

@@ -1,0 +1,573 @@
+import { describe, expect, it } from "vitest";
+import { groupByPiece } from "../../src/consumer";
+import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/fanout";
+import { oneOffMessage, tickMessage } from "../../src/messages";
+import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type Outcome } from "../../src/policy/outcome";
+import { MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, withEnabled, type RunContext } from "../../src/policy/schedule";
+import type { PieceEntry } from "../../src/registry/entry";
+import { PIECE_PREFIX, parsePieceKey, pieceKey, piecePrefix } from "../../src/registry/keys";
+import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
+import type { RunMessage } from "../../src/schema";
+import { T0, newLegacyPieceId, newPieceId, newSpace } from "../helpers";
+
+const encoder = new TextEncoder();
+const utf8Length = (text: string): number => encoder.encode(text).length;
+
+/** A registered, enabled piece that has run before, as the consumer would find it. */
+function entry(overrides: Partial<PieceEntry> = {}): PieceEntry {
+	return {
+		space: newSpace(),
+		pieceId: newPieceId(),
+		integration: "counter",
+		createdAt: T0 - 3_600_000,
+		updatedAt: T0 - 3_600_000,
+		disabledAt: 0,
+		lastRun: T0 - PERIOD_MS,
+		status: "Success",
+		failures: 0,
+		nextRunAt: T0,
+		lastRunId: "tick:previous",
+		lastError: "",
+		lastDurationMs: 12,
+		unavailableSince: 0,
+		...overrides,
+	};
+}
+
+/** A run of the tick at `scheduledTime` that finished `now`. */
+function run(scheduledTime: number, now = scheduledTime + 1_234, runId = `tick:${scheduledTime}`): RunContext {
+	return { scheduledTime, now, runId, durationMs: now - scheduledTime };
+}
+
+const failed = (error: string): Outcome => ({ kind: "failed", error });
+const OK: Outcome = { kind: "ok" };
+const DOWN: Outcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
+
+describe("classifyResponse", () => {
+	it.each([200, 201, 204, 299])("treats HTTP %i as ok, whatever the body", (status) => {
+		expect(classifyResponse(status, "")).toEqual({ kind: "ok" });
+		expect(classifyResponse(status, JSON.stringify({ error: "ignored" }))).toEqual({ kind: "ok" });
+	});
+
+	it.each([400, 404, 408, 409, 422])("takes HTTP %i with an {error} body as the piece's failure with that text", (status) => {
+		expect(classifyResponse(status, JSON.stringify({ error: "piece raised: boom" }))).toEqual({ kind: "failed", error: "piece raised: boom" });
+	});
+
+	it("trims the {error} text", () => {
+		expect(classifyResponse(422, JSON.stringify({ error: "  spaced out \n" }))).toEqual({ kind: "failed", error: "spaced out" });
+	});
+
+	it("explains a bare 404 as a missing piece or bgUpdater", () => {
+		const outcome = classifyResponse(404, "");
+		expect(outcome.kind).toBe("failed");
+		expect(outcome).toEqual({ kind: "failed", error: "piece not found or it has no bgUpdater" });
+	});
+
+	it.each([400, 408, 409, 422])("falls back to the status for HTTP %i without a usable {error}", (status) => {
+		const expected = { kind: "failed", error: `runtime answered HTTP ${status}` };
+		expect(classifyResponse(status, "")).toEqual(expected);
+		expect(classifyResponse(status, "<html>Bad Request</html>")).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ message: "no error field" }))).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ error: 42 }))).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ error: "   " }))).toEqual(expected);
+		expect(classifyResponse(status, "null")).toEqual(expected);
+	});
+
+	it.each([401, 403, 407, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100])("treats HTTP %i as the runtime being unavailable, not the piece failing", (status) => {
+		const outcome = classifyResponse(status, JSON.stringify({ error: "no entry" }));
+		expect(outcome.kind).toBe("unavailable");
+		if (outcome.kind !== "unavailable") return;
+		expect(outcome.reason).toContain(`HTTP ${status}`);
+		expect(outcome.reason).toContain("no entry");
+	});
+
+	it("names only the status when an unavailable answer has no {error}", () => {
+		expect(classifyResponse(503, "Service Unavailable")).toEqual({ kind: "unavailable", reason: "runtime answered HTTP 503" });
+	});
+
+	it(`clips a long {error} to ${MAX_ERROR_LENGTH} characters plus an ellipsis`, () => {
+		const long = `${"a".repeat(MAX_ERROR_LENGTH)}TAIL`;
+		const outcome = classifyResponse(400, JSON.stringify({ error: long }));
+		expect(outcome.kind).toBe("failed");
+		if (outcome.kind !== "failed") return;
+		expect(outcome.error).toBe(`${"a".repeat(MAX_ERROR_LENGTH)}…`);
+		expect(outcome.error).not.toContain("TAIL");
+	});
+
+	it("keeps an {error} of exactly the limit whole", () => {
+		const exact = "b".repeat(MAX_ERROR_LENGTH);
+		expect(classifyResponse(400, JSON.stringify({ error: exact }))).toEqual({ kind: "failed", error: exact });
+	});
+
+	it("clips the {error} quoted in an unavailable reason too", () => {
+		const outcome = classifyResponse(500, JSON.stringify({ error: "c".repeat(MAX_ERROR_LENGTH * 3) }));
+		expect(outcome.kind).toBe("unavailable");
+		if (outcome.kind !== "unavailable") return;
+		expect(outcome.reason.length).toBeLessThanOrEqual(MAX_ERROR_LENGTH + 100);
+		expect(outcome.reason.endsWith("…")).toBe(true);
+	});
+});
+
+describe("timedOut and unreachable", () => {
+	it("counts a timeout as the piece's failure, naming the timeout", () => {
+		expect(timedOut(60_000)).toEqual({ kind: "failed", error: "timed out after 60000 ms" });
+		expect(timedOut(300)).toEqual({ kind: "failed", error: "timed out after 300 ms" });
+	});
+
+	it("counts an unreachable runtime as unavailable, with the reason", () => {
+		expect(unreachable("connection refused")).toEqual({ kind: "unavailable", reason: "runtime unreachable: connection refused" });
+	});
+
+	it("clips a long unreachable reason", () => {
+		const outcome = unreachable("x".repeat(MAX_ERROR_LENGTH + 500));
+		expect(outcome).toEqual({ kind: "unavailable", reason: `runtime unreachable: ${"x".repeat(MAX_ERROR_LENGTH)}…` });
+	});
+});
+
+describe("isDue", () => {
+	it("is due when enabled and nextRunAt is at or before the tick", () => {
+		expect(isDue({ disabledAt: 0, nextRunAt: 0 }, T0)).toBe(true);
+		expect(isDue({ disabledAt: 0, nextRunAt: T0 - 1 }, T0)).toBe(true);
+		expect(isDue({ disabledAt: 0, nextRunAt: T0 }, T0)).toBe(true);
+	});
+
+	it("is not due before nextRunAt", () => {
+		expect(isDue({ disabledAt: 0, nextRunAt: T0 + 1 }, T0)).toBe(false);
+		expect(isDue({ disabledAt: 0, nextRunAt: T0 + PERIOD_MS }, T0)).toBe(false);
+	});
+
+	it("is never due while disabled", () => {
+		expect(isDue({ disabledAt: T0 - 5, nextRunAt: 0 }, T0)).toBe(false);
+		expect(isDue({ disabledAt: 1, nextRunAt: T0 - PERIOD_MS }, T0)).toBe(false);
+	});
+});
+
+describe("slotOf", () => {
+	it("is the start of the minute", () => {
+		expect(slotOf(T0)).toBe(T0);
+		expect(slotOf(T0 + 1)).toBe(T0);
+		expect(slotOf(T0 + 59_999)).toBe(T0);
+		expect(slotOf(T0 + 60_000)).toBe(T0 + 60_000);
+		expect(slotOf(T0 + 61_500)).toBe(T0 + 60_000);
+	});
+
+	it("puts the next due time of a one-off run on the next tick", () => {
+		const now = T0 + 42_000;
+		const message = oneOffMessage("manual", entry(), now);
+		expect(message.scheduledTime).toBe(T0);
+		const after = applyOutcome(entry(), OK, run(message.scheduledTime, now, message.runId)).entry;
+		expect(after.nextRunAt).toBe(T0 + PERIOD_MS);
+		expect(isDue(after, T0 + PERIOD_MS)).toBe(true);
+		expect(isDue(after, T0)).toBe(false);
+	});
+});
+
+describe("applyOutcome: the replaced service's policy", () => {
+	it("disables on the third consecutive failure", () => {
+		expect(MAX_CONSECUTIVE_FAILURES).toBe(3);
+		expect(PERIOD_MS).toBe(60_000);
+	});
+
+	it("failure 1: status is the error, next run 120 s after the tick", () => {
+		const before = entry();
+		const { entry: after, event } = applyOutcome(before, failed("boom"), run(T0, T0 + 900, "tick:1"));
+		expect(event).toBe("failure");
+		expect(after.failures).toBe(1);
+		expect(after.status).toBe("boom");
+		expect(after.lastError).toBe("boom");
+		expect(after.nextRunAt).toBe(T0 + 120_000);
+		expect(after.disabledAt).toBe(0);
+		expect(after.lastRun).toBe(before.lastRun);
+		expect(after.lastRunId).toBe("tick:1");
+		expect(after.lastDurationMs).toBe(900);
+	});
+
+	it("failure 2: next run 180 s after the tick", () => {
+		const { entry: after, event } = applyOutcome(entry({ failures: 1, status: "boom" }), failed("boom again"), run(T0));
+		expect(event).toBe("failure");
+		expect(after.failures).toBe(2);
+		expect(after.status).toBe("boom again");
+		expect(after.nextRunAt).toBe(T0 + 180_000);
+		expect(after.disabledAt).toBe(0);
+	});
+
+	it("failure 3: disabled now, status `Disabled: <error>`", () => {
+		const now = T0 + 5_000;
+		const { entry: after, event } = applyOutcome(entry({ failures: 2 }), failed("still broken"), run(T0, now));
+		expect(event).toBe("disabled");
+		expect(after.failures).toBe(3);
+		expect(after.disabledAt).toBe(now);
+		expect(after.status).toBe("Disabled: still broken");
+		expect(after.lastError).toBe("still broken");
+		expect(isDue(after, T0 + 10 * PERIOD_MS)).toBe(false);
+	});
+
+	it("three failures in a row, from a fresh entry, walk 120 s, 180 s, then disable", () => {
+		let piece = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "fail" }, T0 - 1);
+		const first = applyOutcome(piece, failed("e"), run(T0));
+		piece = first.entry;
+		expect([first.event, piece.failures, piece.nextRunAt]).toEqual(["failure", 1, T0 + 120_000]);
+		const second = applyOutcome(piece, failed("e"), run(piece.nextRunAt));
+		piece = second.entry;
+		expect([second.event, piece.failures, piece.nextRunAt]).toEqual(["failure", 2, T0 + 120_000 + 180_000]);
+		const third = applyOutcome(piece, failed("e"), run(piece.nextRunAt, piece.nextRunAt + 7));
+		expect(third.event).toBe("disabled");
+		expect(third.entry.disabledAt).toBe(T0 + 300_007);
+	});
+
+	it("a success resets failures, sets status Success and lastRun, next run 60 s after the tick", () => {
+		const now = T0 + 2_500;
+		const before = entry({ failures: 2, status: "boom", lastError: "boom", unavailableSince: T0 - 60_000 });
+		const { entry: after, event } = applyOutcome(before, OK, run(T0, now, "tick:ok"));
+		expect(event).toBe("success");
+		expect(after.failures).toBe(0);
+		expect(after.status).toBe("Success");
+		expect(after.lastRun).toBe(now);
+		expect(after.nextRunAt).toBe(T0 + 60_000);
+		expect(after.unavailableSince).toBe(0);
+		expect(after.lastRunId).toBe("tick:ok");
+		expect(after.lastDurationMs).toBe(2_500);
+		// The last error stays for diagnosis.
+		expect(after.lastError).toBe("boom");
+	});
+
+	it("after a success, a failure counts from 1 again", () => {
+		const reset = applyOutcome(entry({ failures: 2 }), OK, run(T0)).entry;
+		const { entry: after, event } = applyOutcome(reset, failed("x"), run(T0 + PERIOD_MS));
+		expect(event).toBe("failure");
+		expect(after.failures).toBe(1);
+		expect(after.disabledAt).toBe(0);
+	});
+
+	it("unavailable changes neither failures, nextRunAt, disabledAt nor lastRunId", () => {
+		const before = entry({ failures: 2, nextRunAt: T0, lastRunId: "tick:earlier", lastRun: T0 - 600_000 });
+		const now = T0 + 3_000;
+		const { entry: after, event } = applyOutcome(before, DOWN, run(T0, now, "tick:this"));
+		expect(event).toBe("unavailable");
+		expect(after.failures).toBe(2);
+		expect(after.nextRunAt).toBe(T0);
+		expect(after.disabledAt).toBe(0);
+		expect(after.lastRunId).toBe("tick:earlier");
+		expect(after.lastRun).toBe(T0 - 600_000);
+		expect(after.unavailableSince).toBe(now);
+		expect(after.status).toContain("runtime answered HTTP 503");
+		expect(after.status).toContain(new Date(now).toISOString());
+	});
+
+	it("many outages in a row never disable a piece", () => {
+		let piece = entry({ failures: 2 });
+		for (let i = 0; i < 10; i++) piece = applyOutcome(piece, DOWN, run(T0 + i * PERIOD_MS)).entry;
+		expect(piece.disabledAt).toBe(0);
+		expect(piece.failures).toBe(2);
+	});
+
+	it("keeps the first unavailableSince during a continuing outage", () => {
+		const first = applyOutcome(entry(), DOWN, run(T0, T0 + 100)).entry;
+		expect(first.unavailableSince).toBe(T0 + 100);
+		const second = applyOutcome(first, unreachable("connection refused"), run(T0 + PERIOD_MS, T0 + PERIOD_MS + 200)).entry;
+		expect(second.unavailableSince).toBe(T0 + 100);
+		expect(second.status).toContain(new Date(T0 + 100).toISOString());
+		expect(second.status).toContain("connection refused");
+	});
+
+	it("a failure ends an outage", () => {
+		const down = applyOutcome(entry(), DOWN, run(T0)).entry;
+		const after = applyOutcome(down, failed("x"), run(T0 + PERIOD_MS)).entry;
+		expect(after.unavailableSince).toBe(0);
+	});
+
+	it("does not mutate the entry it is given", () => {
+		const before = entry({ failures: 1 });
+		const copy = structuredClone(before);
+		applyOutcome(before, failed("x"), run(T0));
+		applyOutcome(before, OK, run(T0));
+		applyOutcome(before, DOWN, run(T0));
+		expect(before).toEqual(copy);
+	});
+});
+
+describe("registered", () => {
+	it("creates a new entry: Initializing, due at the next tick", () => {
+		const fields = { space: newSpace(), pieceId: newPieceId(), integration: "gmail" };
+		const created = registered(null, fields, T0 + 17);
+		expect(created).toEqual({
+			...fields,
+			createdAt: T0 + 17,
+			updatedAt: T0 + 17,
+			disabledAt: 0,
+			lastRun: 0,
+			status: "Initializing",
+			failures: 0,
+			nextRunAt: 0,
+			lastRunId: "",
+			lastError: "",
+			lastDurationMs: 0,
+			unavailableSince: 0,
+		});
+		expect(isDue(created, T0)).toBe(true);
+	});
+
+	it("re-enables a disabled entry, forgives its failures, keeps createdAt", () => {
+		const existing = entry({ disabledAt: T0 - 1_000, failures: 3, status: "Disabled: boom", nextRunAt: T0 - 5 * PERIOD_MS, createdAt: T0 - 999_999, lastRun: T0 - 77 });
+		const now = T0 + 50;
+		const after = registered(existing, { space: existing.space, pieceId: existing.pieceId, integration: "gmail" }, now);
+		expect(after.disabledAt).toBe(0);
+		expect(after.status).toBe("Re-initializing");
+		expect(after.failures).toBe(0);
+		expect(after.nextRunAt).toBe(0);
+		expect(after.updatedAt).toBe(now);
+		expect(after.createdAt).toBe(T0 - 999_999);
+		expect(after.lastRun).toBe(T0 - 77);
+		expect(after.integration).toBe("gmail");
+		expect(isDue(after, T0)).toBe(true);
+	});
+
+	it("re-registering an enabled entry keeps its failures and cadence", () => {
+		const existing = entry({ failures: 2, status: "boom", nextRunAt: T0 + 3 * PERIOD_MS, createdAt: T0 - 10 });
+		const after = registered(existing, { space: existing.space, pieceId: existing.pieceId, integration: existing.integration }, T0 + 1);
+		expect(after.disabledAt).toBe(0);
+		expect(after.status).toBe("Re-initializing");
+		expect(after.failures).toBe(2);
+		expect(after.nextRunAt).toBe(T0 + 3 * PERIOD_MS);
+		expect(after.createdAt).toBe(T0 - 10);
+		expect(after.updatedAt).toBe(T0 + 1);
+	});
+});
+
+describe("withEnabled", () => {
+	it("disabling sets `Disabled via UI` and disabledAt", () => {
+		const after = withEnabled(entry(), false, T0 + 9);
+		expect(after.status).toBe("Disabled via UI");
+		expect(after.disabledAt).toBe(T0 + 9);
+		expect(after.updatedAt).toBe(T0 + 9);
+		expect(isDue(after, T0 + 100 * PERIOD_MS)).toBe(false);
+	});
+
+	it("disabling an already disabled piece keeps when it was disabled", () => {
+		const after = withEnabled(entry({ disabledAt: T0 - 500, status: "Disabled: boom" }), false, T0);
+		expect(after.disabledAt).toBe(T0 - 500);
+		expect(after.status).toBe("Disabled via UI");
+	});
+
+	it("enabling a disabled piece: `Initializing...`, failures 0, due at the next tick", () => {
+		const after = withEnabled(entry({ disabledAt: T0 - 500, failures: 3, nextRunAt: T0 + PERIOD_MS, status: "Disabled: boom" }), true, T0 + 3);
+		expect(after.disabledAt).toBe(0);
+		expect(after.status).toBe("Initializing...");
+		expect(after.failures).toBe(0);
+		expect(after.nextRunAt).toBe(0);
+		expect(after.updatedAt).toBe(T0 + 3);
+		expect(isDue(after, T0)).toBe(true);
+	});
+
+	it("enabling an enabled piece returns the same object, unchanged", () => {
+		const before = entry({ failures: 1, status: "boom" });
+		const copy = structuredClone(before);
+		const after = withEnabled(before, true, T0 + 3);
+		expect(after).toBe(before);
+		expect(after).toEqual(copy);
+	});
+});
+
+describe("registry keys", () => {
+	it("round-trips a fid1 piece and a legacy piece", () => {
+		for (const ref of [
+			{ space: newSpace(), pieceId: newPieceId() },
+			{ space: newSpace(), pieceId: newLegacyPieceId() },
+		]) {
+			const key = pieceKey(ref);
+			expect(key).toBe(`piece/${ref.space}/${ref.pieceId}`);
+			expect(parsePieceKey(key)).toEqual(ref);
+		}
+	});
+
+	it("lists one space under its prefix, and every space under the bare prefix", () => {
+		const space = newSpace();
+		const key = pieceKey({ space, pieceId: newPieceId() });
+		expect(piecePrefix()).toBe(PIECE_PREFIX);
+		expect(key.startsWith(piecePrefix())).toBe(true);
+		expect(piecePrefix(space)).toBe(`piece/${space}/`);
+		expect(key.startsWith(piecePrefix(space))).toBe(true);
+		expect(key.startsWith(piecePrefix(newSpace()))).toBe(false);
+	});
+
+	it("does not let one space's prefix match a space that extends it", () => {
+		const space = newSpace();
+		const longer = pieceKey({ space: `${space}X`, pieceId: newPieceId() });
+		expect(longer.startsWith(piecePrefix(space))).toBe(false);
+	});
+
+	it("rejects keys that do not name a piece", () => {
+		expect(parsePieceKey("meta/last-tick")).toBeNull();
+		expect(parsePieceKey("piece/")).toBeNull();
+		expect(parsePieceKey("piece/did:key:z6Mkabc")).toBeNull();
+		expect(parsePieceKey("piece/did:key:z6Mkabc/")).toBeNull();
+		expect(parsePieceKey("piece//fid1:abc")).toBeNull();
+		expect(parsePieceKey("pieces/a/b")).toBeNull();
+	});
+});
+
+describe("summarise", () => {
+	const metadataBytes = (piece: PieceEntry): number => utf8Length(JSON.stringify(summarise(piece)));
+	const MAX_TIME = 9_999_999_999_999;
+	/** An entry with every numeric field at its widest. */
+	const widest = (status: string, integration: string): PieceEntry =>
+		entry({ status, integration, createdAt: MAX_TIME, updatedAt: MAX_TIME, disabledAt: MAX_TIME, lastRun: MAX_TIME, nextRunAt: MAX_TIME, failures: 999 });
+
+	it("keeps exactly the summary fields", () => {
+		const piece = entry({ status: "Success", failures: 1 });
+		expect(summarise(piece)).toEqual({
+			integration: piece.integration,
+			createdAt: piece.createdAt,
+			updatedAt: piece.updatedAt,
+			disabledAt: piece.disabledAt,
+			lastRun: piece.lastRun,
+			status: "Success",
+			failures: 1,
+			nextRunAt: piece.nextRunAt,
+		});
+	});
+
+	it("keeps a short status whole and clips a long one with an ellipsis", () => {
+		expect(summarise(entry({ status: "s".repeat(300) })).status).toBe("s".repeat(300));
+		const clipped = summarise(entry({ status: "s".repeat(301) })).status;
+		expect(clipped.length).toBe(300);
+		expect(clipped).toBe(`${"s".repeat(299)}…`);
+	});
+
+	it("stays within 1,024 bytes with a 5,000-character emoji status and a 64-character integration", () => {
+		expect(KV_METADATA_LIMIT).toBe(1024);
+		const status = "😀".repeat(2_500);
+		expect(status.length).toBe(5_000);
+		for (const integration of ["i".repeat(64), "€".repeat(64), "😀".repeat(32)]) {
+			expect(integration.length).toBe(64);
+			expect(metadataBytes(widest(status, integration))).toBeLessThanOrEqual(KV_METADATA_LIMIT);
+		}
+	});
+
+	it("stays within 1,024 bytes with a 5,000-character ASCII status full of characters JSON escapes", () => {
+		expect(metadataBytes(widest('"\\'.repeat(2_500), "i".repeat(64)))).toBeLessThanOrEqual(KV_METADATA_LIMIT);
+	});
+
+	it("stays within 1,024 bytes with a 5,000-character CJK status (3-byte characters)", () => {
+		expect(metadataBytes(widest("失".repeat(5_000), "€".repeat(64)))).toBeLessThanOrEqual(KV_METADATA_LIMIT);
+	});
+
+	it("stays within 1,024 bytes with a status of control characters (JSON-escaped to 6 bytes)", () => {
+		expect(metadataBytes(widest("\u0001".repeat(5_000), "i".repeat(64)))).toBeLessThanOrEqual(KV_METADATA_LIMIT);
+	});
+
+	it("does not split a surrogate pair when it clips", () => {
+		const clipped = summarise(entry({ status: "😀".repeat(2_500) })).status;
+		expect(clipped.isWellFormed()).toBe(true);
+	});
+});
+
+describe("chunk", () => {
+	const messages = (count: number, extra = ""): RunMessage[] =>
+		Array.from({ length: count }, (_, i) => {
+			const message = tickMessage({ space: newSpace(), pieceId: newPieceId(), integration: "counter" }, T0);
+			return { ...message, runId: `${message.runId}#${i}${extra}` };
+		});
+	const batchBytes = (batch: RunMessage[]): number => batch.reduce((sum, m) => sum + utf8Length(JSON.stringify(m)), 0);
+
+	it("returns no batch for no messages", () => {
+		expect(chunk([])).toEqual([]);
+	});
+
+	it.each([1, 99, 100, 101, 250, 1_000])("splits %i small messages into batches of at most 100, in order, losing none", (count) => {
+		const input = messages(count);
+		const batches = chunk(input);
+		expect(batches.length).toBe(Math.ceil(count / SEND_BATCH_MAX_MESSAGES));
+		for (const batch of batches) {
+			expect(batch.length).toBeGreaterThan(0);
+			expect(batch.length).toBeLessThanOrEqual(SEND_BATCH_MAX_MESSAGES);
+		}
+		expect(batches.flat()).toEqual(input);
+	});
+
+	it("starts a new batch before SEND_BATCH_MAX_BYTES, in order, losing none", () => {
+		// ~5 KB messages: about 40 fit in a batch, far fewer than 100.
+		const input = messages(300, "x".repeat(5_000));
+		const batches = chunk(input);
+		expect(batches.length).toBeGreaterThan(Math.ceil(300 / SEND_BATCH_MAX_MESSAGES));
+		for (const batch of batches) {
+			expect(batch.length).toBeLessThan(SEND_BATCH_MAX_MESSAGES);
+			expect(batchBytes(batch)).toBeLessThanOrEqual(SEND_BATCH_MAX_BYTES);
+		}
+		// Greedy: each batch but the last is full, i.e. the next message would not have fitted.
+		for (let i = 0; i < batches.length - 1; i++) {
+			const next = batches[i + 1]![0]!;
+			expect(batchBytes(batches[i]!) + utf8Length(JSON.stringify(next))).toBeGreaterThan(SEND_BATCH_MAX_BYTES);
+		}
+		expect(batches.flat()).toEqual(input);
+	});
+
+	it("sends a single message larger than the budget alone rather than dropping it", () => {
+		const [small1, small2] = messages(2);
+		const [huge] = messages(1, "h".repeat(SEND_BATCH_MAX_BYTES + 10));
+		const batches = chunk([small1!, huge!, small2!]);
+		expect(batches).toEqual([[small1], [huge], [small2]]);
+	});
+
+	it("measures the byte budget in UTF-8 bytes", () => {
+		const input = messages(200, "€".repeat(3_000));
+		for (const batch of chunk(input)) expect(batchBytes(batch)).toBeLessThanOrEqual(SEND_BATCH_MAX_BYTES);
+	});
+});
+
+describe("groupByPiece", () => {
+	const delivery = (id: string, body: unknown) => ({ id, body });
+	const ids = (groups: { id: string }[][]) => groups.map((group) => group.map((m) => m.id));
+
+	it("groups one piece's messages together, oldest scheduledTime first", () => {
+		const a = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+		const b = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+		const input = [
+			delivery("a3", tickMessage(a, T0 + 2 * PERIOD_MS)),
+			delivery("b1", tickMessage(b, T0)),
+			delivery("a1", tickMessage(a, T0)),
+			delivery("a2", oneOffMessage("manual", a, T0 + PERIOD_MS + 5)),
+			delivery("b2", tickMessage(b, T0 + PERIOD_MS)),
+		];
+		const groups = groupByPiece(input);
+		expect(groups).toHaveLength(2);
+		expect(ids(groups)).toEqual([
+			["a1", "a2", "a3"],
+			["b1", "b2"],
+		]);
+		for (const group of groups) {
+			const times = group.map((m) => (m.body as RunMessage).scheduledTime);
+			expect(times).toEqual([...times].sort((x, y) => x - y));
+		}
+	});
+
+	it("separates pieces with the same id in different spaces", () => {
+		const pieceId = newPieceId();
+		const groups = groupByPiece([
+			delivery("s1", tickMessage({ space: newSpace(), pieceId, integration: "c" }, T0)),
+			delivery("s2", tickMessage({ space: newSpace(), pieceId, integration: "c" }, T0)),
+		]);
+		expect(ids(groups)).toEqual([["s1"], ["s2"]]);
+	});
+
+	it("keeps each malformed body alone", () => {
+		const piece = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+		const input = [
+			delivery("null", null),
+			delivery("string", "hello"),
+			delivery("ok1", tickMessage(piece, T0 + PERIOD_MS)),
+			delivery("empty1", {}),
+			delivery("empty2", {}),
+			delivery("number", 7),
+			delivery("space-only", { space: piece.space }),
+			delivery("wrong-type", { space: piece.space, pieceId: 12 }),
+			delivery("ok0", tickMessage(piece, T0)),
+		];
+		const groups = groupByPiece(input);
+		expect(groups.flat()).toHaveLength(input.length);
+		expect(new Set(groups.flat().map((m) => m.id)).size).toBe(input.length);
+		const malformed = ["null", "string", "empty1", "empty2", "number", "space-only", "wrong-type"];
+		for (const id of malformed) expect(groups.find((g) => g.some((m) => m.id === id))).toHaveLength(1);
+		expect(groups.find((g) => g.some((m) => m.id === "ok0"))!.map((m) => m.id)).toEqual(["ok0", "ok1"]);
+	});
+});
