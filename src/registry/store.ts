@@ -53,7 +53,7 @@ export function summarise(entry: PieceEntry): PieceSummary {
 		updatedAt: entry.updatedAt,
 		disabledAt: entry.disabledAt,
 		lastRun: entry.lastRun,
-		status: clipText(entry.status, SUMMARY_STATUS_LENGTH - 1),
+		status: clipText(entry.status, SUMMARY_STATUS_LENGTH),
 		failures: entry.failures,
 		nextRunAt: entry.nextRunAt,
 	};

@@ -5,9 +5,9 @@ export function utf8Length(text: string): number {
 	return encoder.encode(text).length;
 }
 
-/** Keeps the first `maxChars` code points (never half a surrogate pair) and marks a cut with `…`. */
+/** Text of at most `maxChars` code points: whole if it fits, else cut (never inside a surrogate pair) and ending in `…`. */
 export function clipText(text: string, maxChars: number): string {
 	if (text.length <= maxChars) return text;
 	const points = Array.from(text);
-	return points.length <= maxChars ? text : `${points.slice(0, maxChars).join("")}…`;
+	return points.length <= maxChars ? text : `${points.slice(0, maxChars - 1).join("")}…`;
 }

@@ -85,12 +85,12 @@ describe("classifyResponse", () => {
 		expect(classifyResponse(503, "Service Unavailable")).toEqual({ kind: "unavailable", reason: "runtime answered HTTP 503" });
 	});
 
-	it(`clips a long {error} to ${MAX_ERROR_LENGTH} characters plus an ellipsis`, () => {
+	it(`clips a long {error} to ${MAX_ERROR_LENGTH} characters, ending in an ellipsis`, () => {
 		const long = `${"a".repeat(MAX_ERROR_LENGTH)}TAIL`;
 		const outcome = classifyResponse(400, JSON.stringify({ error: long }));
 		expect(outcome.kind).toBe("failed");
 		if (outcome.kind !== "failed") return;
-		expect(outcome.error).toBe(`${"a".repeat(MAX_ERROR_LENGTH)}…`);
+		expect(outcome.error).toBe(`${"a".repeat(MAX_ERROR_LENGTH - 1)}…`);
 		expect(outcome.error).not.toContain("TAIL");
 	});
 
@@ -120,7 +120,7 @@ describe("timedOut and unreachable", () => {
 
 	it("clips a long unreachable reason", () => {
 		const outcome = unreachable("x".repeat(MAX_ERROR_LENGTH + 500));
-		expect(outcome).toEqual({ kind: "unavailable", reason: `runtime unreachable: ${"x".repeat(MAX_ERROR_LENGTH)}…` });
+		expect(outcome).toEqual({ kind: "unavailable", reason: `runtime unreachable: ${"x".repeat(MAX_ERROR_LENGTH - 1)}…` });
 	});
 });
 
