@@ -103,8 +103,10 @@ function dropReason(entry: PieceEntry | null, message: RunMessage): string | nul
 	if (!entry) return "not registered";
 	if (entry.disabledAt !== 0) return "disabled";
 	if (entry.lastRunId === message.runId) return "already ran (duplicate delivery)";
-	// A tick's message is stale once a run for that tick or a later one has been recorded.
-	if (message.kind === "tick" && entry.nextRunAt > message.scheduledTime) return "not due (stale or duplicate tick)";
+	// A tick's (or registration's) message is stale once a run for its slot or a later one has
+	// been recorded: a tick fired twice, or ten concurrent registrations, run the piece once.
+	// Only an operator's run-now always runs.
+	if (message.kind !== "manual" && entry.nextRunAt > message.scheduledTime) return "not due (stale or duplicate)";
 	return null;
 }
 

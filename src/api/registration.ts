@@ -23,7 +23,16 @@ export async function register(request: IRequest, env: Env): Promise<{ success: 
 		return { success: true, message: `Piece ${piece} is registered` };
 	}
 	const entry = registered(existing, input, now);
-	await putEntry(env, entry);
+	try {
+		await putEntry(env, entry);
+	} catch (error) {
+		// Concurrent registrations of one pair all write the same key, and KV refuses more than
+		// one write per second per key. If another request's write landed, the piece is registered.
+		const landed = await getEntry(env, input);
+		if (!landed || landed.disabledAt !== 0) throw error;
+		logEvent("register", { piece, integration: input.integration, outcome: "concurrent" });
+		return { success: true, message: `Piece ${piece} is registered` };
+	}
 	const runsNow = !existing || existing.disabledAt !== 0;
 	if (runsNow) {
 		try {
