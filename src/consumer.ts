@@ -23,6 +23,12 @@ export const MAX_CONCURRENT_RUNS = 6;
 export const UNAVAILABLE_ATTEMPTS = 2;
 /** Wait before retrying a run the runtime could not take. */
 export const UNAVAILABLE_RETRY_SECONDS = 15;
+/**
+ * A consumer invocation may run 15 minutes (wall). Runs of one piece go one after another, so
+ * a batch of many run-nows for one piece could outlast that: no run starts after this budget;
+ * the rest are retried at once. The budget leaves a full run timeout (60 s) and more to spare.
+ */
+export const BATCH_BUDGET_MS = 12 * 60_000;
 /** Wait before retrying a message whose handling crashed. */
 export const CRASH_RETRY_SECONDS = 10;
 
@@ -35,9 +41,14 @@ export type Disposition = "ran" | "retry" | "dropped";
  * piece run one after the other (in scheduledTime order), so a piece never runs twice at
  * once within a batch and a later message sees the earlier one's result.
  */
-export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv): Promise<void> {
+export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv, now: () => number = Date.now): Promise<void> {
+	const deadline = now() + BATCH_BUDGET_MS;
 	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
-		for (const message of group) await handleDelivery(message, env);
+		for (const message of group) {
+			// Past the budget, hand the rest back to the queue rather than outlive the invocation.
+			if (now() > deadline) message.retry({ delaySeconds: 0 });
+			else await handleDelivery(message, env);
+		}
 	});
 }
 
@@ -86,9 +97,11 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 
 	// Read again: the piece may have been deleted, disabled or re-registered during the run,
 	// and the operator's change wins over the run's.
+	// A duplicate delivery handled elsewhere meanwhile has recorded this slot: its result stands.
 	const current = await getEntry(env, message);
-	if (!current || current.disabledAt !== 0) {
-		logEvent("run-dropped", { reason: current ? "disabled during the run" : "deleted during the run", runId: message.runId });
+	const lateReason = dropReason(current, message);
+	if (!current || lateReason) {
+		logEvent("run-dropped", { reason: `${lateReason} during the run`, runId: message.runId });
 		return "dropped";
 	}
 	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now: Date.now(), runId: message.runId, durationMs });

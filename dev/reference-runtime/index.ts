@@ -8,6 +8,7 @@
  *   unavailable  the runtime is unavailable (503)
  *   missing      the piece has no bgUpdater (404)
  */
+import { HEADERS, PROTOCOL_VERSION } from "../../src/runtime/protocol";
 import { verifyRunRequest } from "../../src/runtime/verify";
 
 interface RuntimeEnv {
@@ -22,6 +23,8 @@ const seen = new Map<string, number>();
 const REPLAY_WINDOW_MS = 10 * 60_000;
 
 const json = (body: unknown, status = 200) => Response.json(body, { status });
+/** Answers of the run endpoint carry the protocol header: the scheduler counts only those against a piece. */
+const answer = (body: unknown, status = 200) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_VERSION } });
 
 function seenBefore(key: string): boolean {
 	const now = Date.now();
@@ -34,24 +37,24 @@ function seenBefore(key: string): boolean {
 async function run(request: Request, env: RuntimeEnv): Promise<Response> {
 	const allowedSigners = (env.ALLOWED_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 	const verified = await verifyRunRequest(request, { allowedSigners, seenBefore });
-	if (!verified.ok) return json({ error: verified.error }, verified.status);
+	if (!verified.ok) return answer({ error: verified.error }, verified.status);
 	const { space, pieceId, integration, runId } = verified.body;
 	const piece = `${space}/${pieceId}`;
 	console.log(JSON.stringify({ event: "reference-run", piece, integration, runId, signer: verified.signer }));
 	switch (integration) {
 		case "fail":
-			return json({ error: "example failure: the fail piece raised an error" }, 422);
+			return answer({ error: "example failure: the fail piece raised an error" }, 422);
 		case "unavailable":
-			return json({ error: "example outage: the runtime is unavailable" }, 503);
+			return answer({ error: "example outage: the runtime is unavailable" }, 503);
 		case "missing":
-			return json({ error: "piece has no bgUpdater stream" }, 404);
+			return answer({ error: "piece has no bgUpdater stream" }, 404);
 		case "slow":
 			await new Promise((resolve) => setTimeout(resolve, Number(env.SLOW_PIECE_MS ?? 90_000)));
-			return json({ ok: true, slept: Number(env.SLOW_PIECE_MS ?? 90_000) });
+			return answer({ ok: true, slept: Number(env.SLOW_PIECE_MS ?? 90_000) });
 		default: {
 			const count = (counts.get(piece) ?? 0) + 1;
 			counts.set(piece, count);
-			return json({ ok: true, count });
+			return answer({ ok: true, count });
 		}
 	}
 }

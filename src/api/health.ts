@@ -10,7 +10,7 @@ import { runtimeTarget, runTimeoutMs } from "../runtime/client";
 export async function health(_request: Request, env: Env) {
 	const problems: string[] = [];
 	const target = runtimeTarget(env);
-	if (!target) problems.push("no runtime configured: set the RUNTIME service binding or PIECE_RUNTIME_URL");
+	if (target.kind === "none") problems.push(target.problem);
 	let did: string | null = null;
 	try {
 		did = (await serviceIdentity(env)).did;
@@ -24,7 +24,7 @@ export async function health(_request: Request, env: Env) {
 		service: "bg-piece-scheduler",
 		time: Date.now(),
 		did,
-		runtime: target ? { via: target.kind, timeoutMs: runTimeoutMs(env) } : null,
+		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env) },
 		lastTick: await getLastTick(env),
 		problems,
 	};

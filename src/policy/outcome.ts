@@ -17,15 +17,23 @@ export type Outcome =
 export const MAX_ERROR_LENGTH = 1000;
 
 /**
- * Classifies the runtime's HTTP answer. 401/403/407 mean the runtime refused *us* (a
- * misconfigured identity), not that the piece failed, so they are `unavailable`: a key
- * rotation must not disable every piece.
+ * Classifies the runtime's HTTP answer. `fromRuntime` says the answer carries the protocol's
+ * version header: only a runtime's own answer may count against a piece, so a 404 or 200 from
+ * whatever else a wrong PIECE_RUNTIME_URL reaches is `unavailable`. 401/403/407 mean the
+ * runtime refused *us* (a misconfigured identity), not that the piece failed: a key rotation
+ * must not disable every piece.
  */
-export function classifyResponse(status: number, body: string): Outcome {
-	if (status >= 200 && status < 300) return { kind: "ok" };
-	if (status === 401 || status === 403 || status === 407 || status === 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+export function classifyResponse(status: number, body: string, fromRuntime: boolean): Outcome {
+	const refusedUs = status === 401 || status === 403 || status === 407;
+	const overloaded = status === 429 || status >= 500;
+	const notAnAnswer = status < 200 || (status >= 300 && status < 400);
+	if (refusedUs || overloaded || notAnAnswer) {
 		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${detail(body)}` };
 	}
+	if (!fromRuntime) {
+		return { kind: "unavailable", reason: `HTTP ${status} without the bg-protocol header: not a piece runtime's answer (check PIECE_RUNTIME_URL)` };
+	}
+	if (status < 300) return { kind: "ok" };
 	const error = errorText(body) ?? (status === 404 ? "piece not found or it has no bgUpdater" : `runtime answered HTTP ${status}`);
 	return { kind: "failed", error };
 }

@@ -2,9 +2,8 @@ import { serviceIdentity } from "../identity/service";
 import { describe } from "../log";
 import { classifyResponse, timedOut, unreachable, type Outcome } from "../policy/outcome";
 import type { RunMessage } from "../schema";
-import type { RunRequestBody } from "./protocol";
+import { HEADERS, PROTOCOL_VERSION, utf8, type RunRequestBody } from "./protocol";
 import { signedHeaders } from "./sign";
-import { utf8 } from "./protocol";
 
 /** The bindings a run needs. */
 export type RuntimeEnv = Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS">;
@@ -27,21 +26,34 @@ export function runTimeoutMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
 	return Number.isFinite(value) && value > 0 ? value : DEFAULT_TIMEOUT_MS;
 }
 
-/** Which runtime is configured: the service binding, a URL, or none. */
-export function runtimeTarget(env: Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL">): { kind: "service-binding" | "url"; url: URL; fetcher: Fetcher | null } | null {
+/** Where runs go: the service binding, a URL, or nowhere (with the reason). */
+export type RuntimeTarget = { kind: "service-binding" | "url"; url: URL; fetcher: Fetcher | null } | { kind: "none"; problem: string };
+
+/** Which runtime is configured; a malformed PIECE_RUNTIME_URL is reported, not thrown. */
+export function runtimeTarget(env: Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL">): RuntimeTarget {
 	if (env.RUNTIME) return { kind: "service-binding", url: new URL(SERVICE_BINDING_URL), fetcher: env.RUNTIME };
-	if (env.PIECE_RUNTIME_URL) return { kind: "url", url: new URL(env.PIECE_RUNTIME_URL), fetcher: null };
-	return null;
+	if (!env.PIECE_RUNTIME_URL) return { kind: "none", problem: "no runtime configured: set the RUNTIME service binding or PIECE_RUNTIME_URL" };
+	const url = URL.parse(env.PIECE_RUNTIME_URL);
+	if (!url || !/^https?:$/.test(url.protocol)) return { kind: "none", problem: "PIECE_RUNTIME_URL is not an http(s) URL" };
+	return { kind: "url", url, fetcher: null };
 }
 
 /**
  * Asks the runtime to run one piece's bgUpdater with `{}` and classifies the answer. Never
- * throws for anything the runtime does: every answer, silence or refusal becomes an Outcome.
+ * throws for anything the runtime does or for a misconfiguration: every answer, silence,
+ * refusal or missing setting becomes an Outcome (the last ones `unavailable`, so a bad
+ * setting disables nothing).
  */
 export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: number): Promise<RunResult> {
 	const started = Date.now();
 	const target = runtimeTarget(env);
-	if (!target) return { outcome: unreachable("no runtime configured (set RUNTIME or PIECE_RUNTIME_URL)"), durationMs: 0 };
+	if (target.kind === "none") return { outcome: unreachable(target.problem), durationMs: 0 };
+	let identity;
+	try {
+		identity = await serviceIdentity(env);
+	} catch {
+		return { outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), durationMs: 0 };
+	}
 
 	const payload: RunRequestBody = {
 		space: message.space,
@@ -53,7 +65,7 @@ export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: nu
 		attempt,
 	};
 	const body = utf8(JSON.stringify(payload));
-	const headers = await signedHeaders(await serviceIdentity(env), "POST", target.url, body, started);
+	const headers = await signedHeaders(identity, "POST", target.url, body, started);
 	const timeoutMs = runTimeoutMs(env);
 	const signal = AbortSignal.timeout(timeoutMs);
 	const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
@@ -61,7 +73,8 @@ export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: nu
 		const response = await (target.fetcher ? target.fetcher.fetch(target.url, init) : fetch(target.url, init));
 		// The body is read under the same timeout: a runtime that answers and then stalls still times out.
 		const text = await response.text();
-		return { outcome: classifyResponse(response.status, text), durationMs: Date.now() - started };
+		const fromRuntime = response.headers.get(HEADERS.version) === PROTOCOL_VERSION;
+		return { outcome: classifyResponse(response.status, text, fromRuntime), durationMs: Date.now() - started };
 	} catch (error) {
 		const durationMs = Date.now() - started;
 		if (signal.aborted) return { outcome: timedOut(timeoutMs), durationMs };

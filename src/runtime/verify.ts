@@ -19,7 +19,11 @@ export interface VerifyOptions {
 }
 
 /** A verified request, or why it was refused. */
-export type Verification = { ok: true; signer: string; body: RunRequestBody } | { ok: false; status: 400 | 401; error: string };
+/**
+ * Every refusal is 401: the scheduler takes 401 as "the runtime refused the service" (nothing
+ * counted against the piece), whereas a 400 would count as the piece's failure.
+ */
+export type Verification = { ok: true; signer: string; body: RunRequestBody } | { ok: false; status: 401; error: string };
 
 /** Default clock-skew window. */
 export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
@@ -30,13 +34,13 @@ export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
  * Reads the request body; pass a clone if you need it again.
  */
 export async function verifyRunRequest(request: Request, options: VerifyOptions = {}): Promise<Verification> {
-	const refuse = (error: string, status: 400 | 401 = 401): Verification => ({ ok: false, status, error });
+	const refuse = (error: string): Verification => ({ ok: false, status: 401, error });
 	const version = request.headers.get(HEADERS.version);
 	const signer = request.headers.get(HEADERS.signer);
 	const timestamp = request.headers.get(HEADERS.timestamp);
 	const signature = request.headers.get(HEADERS.signature);
 	if (!signer || !timestamp || !signature) return refuse("unsigned request");
-	if (version !== PROTOCOL_VERSION) return refuse(`unsupported protocol version ${version ?? "(none)"}`, 400);
+	if (version !== PROTOCOL_VERSION) return refuse(`unsupported protocol version ${version ?? "(none)"}`);
 	if (options.allowedSigners?.length && !options.allowedSigners.includes(signer)) return refuse("signer not allowed");
 	const publicKey = publicKeyFromDid(signer);
 	if (!publicKey) return refuse("signer is not an Ed25519 did:key");
@@ -59,10 +63,10 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions 
 	try {
 		parsed = JSON.parse(new TextDecoder().decode(body)) as RunRequestBody;
 	} catch {
-		return refuse("body is not JSON", 400);
+		return refuse("body is not JSON");
 	}
 	if (!parsed || typeof parsed.runId !== "string" || typeof parsed.space !== "string" || typeof parsed.pieceId !== "string" || !Number.isInteger(parsed.attempt)) {
-		return refuse("body lacks space, pieceId, runId or attempt", 400);
+		return refuse("body lacks space, pieceId, runId or attempt");
 	}
 	if (options.seenBefore && (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`))) return refuse("replayed runId");
 	return { ok: true, signer, body: parsed };

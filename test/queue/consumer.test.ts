@@ -185,3 +185,32 @@ describe("consumer: faults", () => {
 		expect(await entryOf(piece)).toMatchObject({ disabledAt: 123, status: "Disabled via UI", failures: 0 });
 	});
 });
+
+describe("consumer: misconfiguration disables nothing", () => {
+	it.each([
+		["a PIECE_RUNTIME_URL that is not a URL", { RUNTIME: undefined, PIECE_RUNTIME_URL: "runtime.example/v1/run" }, "not an http(s) URL"],
+		["an IDENTITY that is not a key", { IDENTITY: "not a key" }, "identity is invalid"],
+		["a PIECE_RUNTIME_URL that reaches something other than a runtime", { RUNTIME: undefined, PIECE_RUNTIME_URL: "http://runtime.example/wrong/path" }, "bg-protocol"],
+	])("%s: the runtime counts as unavailable", async (_name, overrides, reason) => {
+		const piece = await seedPiece({ integration: "counter" });
+		for (let tick = 0; tick < 4; tick++) {
+			await handleMessage(tickMessage(piece, T0 + tick * PERIOD_MS), 2, { ...env, ...overrides });
+		}
+		const entry = await entryOf(piece);
+		expect(entry).toMatchObject({ failures: 0, disabledAt: 0, nextRunAt: 0 });
+		expect(entry.status).toContain(reason);
+	});
+
+	it("stops starting runs past the invocation's budget and hands the rest back", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const batch = createMessageBatch("bg-piece-runs", [0, 1, 2].map((i) => ({ id: `b${i}`, timestamp: Date.now(), attempts: 1, body: oneOffMessage("manual", piece, T0 + i) })));
+		const ctx = createExecutionContext();
+		let clock = 0;
+		// Each reading of the clock moves it on by 7 minutes: the third run would start past 12 minutes.
+		await handleQueue(batch, env, () => (clock += 7 * 60_000));
+		const result = await getQueueResult(batch, ctx);
+		expect(result.explicitAcks.length + result.retryMessages.length).toBe(3);
+		expect(result.retryMessages.length).toBeGreaterThanOrEqual(1);
+		expect(await runCount(piece)).toBe(result.explicitAcks.length);
+	});
+});

@@ -44,37 +44,44 @@ const OK: Outcome = { kind: "ok" };
 const DOWN: Outcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
 
 describe("classifyResponse", () => {
+	it.each([200, 404, 422])("takes HTTP %i without the protocol header as unavailable, never as the piece's outcome", (status) => {
+		const outcome = classifyResponse(status, JSON.stringify({ error: "not found" }), false);
+		expect(outcome.kind).toBe("unavailable");
+		if (outcome.kind === "unavailable") expect(outcome.reason).toContain("bg-protocol");
+	});
+
+
 	it.each([200, 201, 204, 299])("treats HTTP %i as ok, whatever the body", (status) => {
-		expect(classifyResponse(status, "")).toEqual({ kind: "ok" });
-		expect(classifyResponse(status, JSON.stringify({ error: "ignored" }))).toEqual({ kind: "ok" });
+		expect(classifyResponse(status, "", true)).toEqual({ kind: "ok" });
+		expect(classifyResponse(status, JSON.stringify({ error: "ignored" }), true)).toEqual({ kind: "ok" });
 	});
 
 	it.each([400, 404, 408, 409, 422])("takes HTTP %i with an {error} body as the piece's failure with that text", (status) => {
-		expect(classifyResponse(status, JSON.stringify({ error: "piece raised: boom" }))).toEqual({ kind: "failed", error: "piece raised: boom" });
+		expect(classifyResponse(status, JSON.stringify({ error: "piece raised: boom" }), true)).toEqual({ kind: "failed", error: "piece raised: boom" });
 	});
 
 	it("trims the {error} text", () => {
-		expect(classifyResponse(422, JSON.stringify({ error: "  spaced out \n" }))).toEqual({ kind: "failed", error: "spaced out" });
+		expect(classifyResponse(422, JSON.stringify({ error: "  spaced out \n" }), true)).toEqual({ kind: "failed", error: "spaced out" });
 	});
 
 	it("explains a bare 404 as a missing piece or bgUpdater", () => {
-		const outcome = classifyResponse(404, "");
+		const outcome = classifyResponse(404, "", true);
 		expect(outcome.kind).toBe("failed");
 		expect(outcome).toEqual({ kind: "failed", error: "piece not found or it has no bgUpdater" });
 	});
 
 	it.each([400, 408, 409, 422])("falls back to the status for HTTP %i without a usable {error}", (status) => {
 		const expected = { kind: "failed", error: `runtime answered HTTP ${status}` };
-		expect(classifyResponse(status, "")).toEqual(expected);
-		expect(classifyResponse(status, "<html>Bad Request</html>")).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ message: "no error field" }))).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ error: 42 }))).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ error: "   " }))).toEqual(expected);
-		expect(classifyResponse(status, "null")).toEqual(expected);
+		expect(classifyResponse(status, "", true)).toEqual(expected);
+		expect(classifyResponse(status, "<html>Bad Request</html>", true)).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ message: "no error field" }), true)).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ error: 42 }), true)).toEqual(expected);
+		expect(classifyResponse(status, JSON.stringify({ error: "   " }), true)).toEqual(expected);
+		expect(classifyResponse(status, "null", true)).toEqual(expected);
 	});
 
 	it.each([401, 403, 407, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100])("treats HTTP %i as the runtime being unavailable, not the piece failing", (status) => {
-		const outcome = classifyResponse(status, JSON.stringify({ error: "no entry" }));
+		const outcome = classifyResponse(status, JSON.stringify({ error: "no entry" }), true);
 		expect(outcome.kind).toBe("unavailable");
 		if (outcome.kind !== "unavailable") return;
 		expect(outcome.reason).toContain(`HTTP ${status}`);
@@ -82,12 +89,12 @@ describe("classifyResponse", () => {
 	});
 
 	it("names only the status when an unavailable answer has no {error}", () => {
-		expect(classifyResponse(503, "Service Unavailable")).toEqual({ kind: "unavailable", reason: "runtime answered HTTP 503" });
+		expect(classifyResponse(503, "Service Unavailable", true)).toEqual({ kind: "unavailable", reason: "runtime answered HTTP 503" });
 	});
 
 	it(`clips a long {error} to ${MAX_ERROR_LENGTH} characters, ending in an ellipsis`, () => {
 		const long = `${"a".repeat(MAX_ERROR_LENGTH)}TAIL`;
-		const outcome = classifyResponse(400, JSON.stringify({ error: long }));
+		const outcome = classifyResponse(400, JSON.stringify({ error: long }), true);
 		expect(outcome.kind).toBe("failed");
 		if (outcome.kind !== "failed") return;
 		expect(outcome.error).toBe(`${"a".repeat(MAX_ERROR_LENGTH - 1)}…`);
@@ -96,11 +103,11 @@ describe("classifyResponse", () => {
 
 	it("keeps an {error} of exactly the limit whole", () => {
 		const exact = "b".repeat(MAX_ERROR_LENGTH);
-		expect(classifyResponse(400, JSON.stringify({ error: exact }))).toEqual({ kind: "failed", error: exact });
+		expect(classifyResponse(400, JSON.stringify({ error: exact }), true)).toEqual({ kind: "failed", error: exact });
 	});
 
 	it("clips the {error} quoted in an unavailable reason too", () => {
-		const outcome = classifyResponse(500, JSON.stringify({ error: "c".repeat(MAX_ERROR_LENGTH * 3) }));
+		const outcome = classifyResponse(500, JSON.stringify({ error: "c".repeat(MAX_ERROR_LENGTH * 3) }), true);
 		expect(outcome.kind).toBe("unavailable");
 		if (outcome.kind !== "unavailable") return;
 		expect(outcome.reason.length).toBeLessThanOrEqual(MAX_ERROR_LENGTH + 100);

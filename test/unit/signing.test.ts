@@ -251,17 +251,17 @@ describe("signed run requests", () => {
 		["2", "a future version"],
 		["0", "an unknown version"],
 		[null, "no version"],
-	])("refuses protocol version header %j (%s) with 400", async (version, _reason) => {
+	])("refuses protocol version header %j (%s) with 401, so no piece is blamed", async (version, _reason) => {
 		const identity = await identityFromPassphrase("signer");
 		const result = await verify(await signed(identity, body(), { headers: { [HEADERS.version]: version } }));
-		expect(result).toMatchObject({ ok: false, status: 400 });
+		expect(result).toMatchObject({ ok: false, status: 401 });
 	});
 
-	it("refuses a signed body that is not JSON, or lacks the run fields, with 400", async () => {
+	it("refuses a signed body that is not JSON, or lacks the run fields, with 401", async () => {
 		const identity = await identityFromPassphrase("signer");
-		expect(await verify(await signed(identity, "not json"))).toMatchObject({ ok: false, status: 400 });
+		expect(await verify(await signed(identity, "not json"))).toMatchObject({ ok: false, status: 401 });
 		const { attempt: _, ...withoutAttempt } = body();
-		expect(await verify(await signed(identity, JSON.stringify(withoutAttempt)))).toMatchObject({ ok: false, status: 400 });
+		expect(await verify(await signed(identity, JSON.stringify(withoutAttempt)))).toMatchObject({ ok: false, status: 401 });
 	});
 
 	it("refuses a replay of the same runId and attempt, accepts a higher attempt", async () => {
