@@ -40,8 +40,8 @@ const children = [
 
 await waitFor(`${base}/api/health`);
 console.log(`
-  Background piece scheduler running on ${base}
-    runtime (reference harness)  http://127.0.0.1:${runtimePort}
+  Background piece scheduler running on http://localhost:${port}
+    runtime (reference harness)  http://localhost:${runtimePort}
     admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
     cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*'"}
 `);
