@@ -4,6 +4,7 @@ import { isDue } from "./policy/schedule";
 import { KV_LIST_LIMIT, listPieces, type TickSummary } from "./registry/store";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
+import { pacer, realClock, type Clock } from "./util/pace";
 import { utf8Length } from "./util/text";
 
 /** The bindings the fan-out needs. */
@@ -18,24 +19,39 @@ export const SEND_BATCH_MAX_BYTES = 200 * 1024;
  * list so listing and sending overlap without queueing inside the runtime.
  */
 const SEND_CONCURRENCY = 5;
+/** What one tick may spend; the defaults are the platform's limits with a margin. */
+export interface FanoutLimits {
+	/** KV operations: 1,000 per invocation, one of them the last-tick write. */
+	maxListCalls: number;
+	/** Subrequests: 10,000 per invocation (paid plan); each list and each sendBatch is one. */
+	maxSubrequests: number;
+	/** A queue takes 5,000 messages per second. */
+	maxMessagesPerSecond: number;
+}
+
 /**
- * Per-invocation budgets: 1,000 KV operations (one is the last-tick write) and 10,000
- * subrequests (paid plan). A tick stops before it would exceed either, logs it, and leaves the
- * rest due for the next tick: nothing is lost, but a registry that large needs sharded fan-out.
+ * The platform's per-invocation and per-queue limits, with a margin. A tick stops before it
+ * would exceed a budget, logs it, and leaves the rest due for the next tick: nothing is lost,
+ * but a registry that large needs sharded fan-out.
  */
-export const MAX_LIST_CALLS = 990;
-export const MAX_SUBREQUESTS = 9_900;
+export const PLATFORM_LIMITS: FanoutLimits = { maxListCalls: 990, maxSubrequests: 9_900, maxMessagesPerSecond: 4_500 };
+
+/** Subrequests one page can take: its list call and up to 10 sendBatch calls (1,000 / 100). */
+const SUBREQUESTS_PER_PAGE = 1 + Math.ceil(KV_LIST_LIMIT / SEND_BATCH_MAX_MESSAGES);
 
 /**
  * The fan-out of one tick: lists the registry page by page (never holding more than one
- * page), and sends one message per enabled piece that is due at `tickTime`. Pieces whose
- * send fails stay due, so the next tick dispatches them.
+ * page, so memory stays flat far below the 128 MB isolate limit), and sends one message per
+ * enabled piece that is due at `tickTime`, paced below the queue's 5,000 messages per second.
+ * Pieces whose send fails stay due, so the next tick dispatches them. CPU per piece is a
+ * metadata check and a small JSON object, well inside the cron's 30 s CPU limit per tick.
  */
-export async function fanOut(env: FanoutEnv, tickTime: number): Promise<Omit<TickSummary, "ms">> {
+export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLimits = PLATFORM_LIMITS, clock: Clock = realClock): Promise<Omit<TickSummary, "ms">> {
 	const summary = { scheduledTime: tickTime, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 0, sendCalls: 0 };
+	const pace = pacer(limits.maxMessagesPerSecond, clock);
 	let cursor: string | undefined;
 	do {
-		if (summary.listCalls >= MAX_LIST_CALLS || summary.listCalls + summary.sendCalls >= MAX_SUBREQUESTS) {
+		if (summary.listCalls >= limits.maxListCalls || summary.listCalls + summary.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
 			logError("tick-budget-exhausted", "registry too large for one invocation; the rest stays due", { scheduledTime: tickTime, listed: summary.listed });
 			break;
 		}
@@ -47,6 +63,7 @@ export async function fanOut(env: FanoutEnv, tickTime: number): Promise<Omit<Tic
 		summary.skipped += page.pieces.length - due.length;
 		const batches = chunk(due.map((piece) => tickMessage(piece, tickTime)));
 		await forEachLimit(batches, SEND_CONCURRENCY, async (batch) => {
+			await pace(batch.length);
 			summary.sendCalls++;
 			try {
 				await env.RUNS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));

@@ -1,7 +1,7 @@
 import { createScheduledController, reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { fanOut } from "../../src/fanout";
+import { PLATFORM_LIMITS, fanOut } from "../../src/fanout";
 import worker from "../../src/index";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import { getEntry, getLastTick } from "../../src/registry/store";
@@ -70,5 +70,39 @@ describe("fan-out", () => {
 		// Let any second delivery be handled, then ask the reference runtime how often it ran.
 		await new Promise((resolve) => setTimeout(resolve, 2_500));
 		expect(await runCount(piece)).toBe(1);
+	});
+});
+
+describe("fan-out within one invocation's budget", () => {
+	it("stops before the KV-operation budget, and the pieces it did not reach stay due", async () => {
+		await seedMany(2_500, () => ({}));
+		const queue = recordingQueue();
+		const limits = { ...PLATFORM_LIMITS, maxListCalls: 2 };
+		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, limits);
+		expect(summary).toMatchObject({ listCalls: 2, listed: 2_000, dispatched: 2_000 });
+
+		const rest = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0 + PERIOD_MS);
+		expect(rest.dispatched).toBe(2_500);
+	});
+
+	it("stops before the subrequest budget, counting a page's list and sends", async () => {
+		await seedMany(2_500, () => ({}));
+		const queue = recordingQueue();
+		// Two full pages take 2 lists + 20 sends = 22 subrequests; a third page could take 11 more.
+		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, { ...PLATFORM_LIMITS, maxSubrequests: 32 });
+		expect(summary.listCalls + summary.sendCalls).toBeLessThanOrEqual(32);
+		expect(summary).toMatchObject({ listCalls: 2, sendCalls: 20, dispatched: 2_000 });
+	});
+
+	it("paces sends below the queue's messages-per-second limit", async () => {
+		await seedMany(1_000, () => ({}));
+		const queue = recordingQueue();
+		let now = 0;
+		const sleeps: number[] = [];
+		const clock = { now: () => now, sleep: async (ms: number) => void (sleeps.push(ms), (now += ms)) };
+		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, { ...PLATFORM_LIMITS, maxMessagesPerSecond: 300 }, clock);
+		expect(summary.dispatched).toBe(1_000);
+		// 1,000 messages at 300 a second: three full seconds of waiting.
+		expect(sleeps.reduce((a, b) => a + b, 0)).toBe(3_000);
 	});
 });
