@@ -7,7 +7,7 @@ import { MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, s
 import type { PieceEntry } from "../../src/registry/entry";
 import { PIECE_PREFIX, parsePieceKey, pieceKey, piecePrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
-import type { RunMessage } from "../../src/schema";
+import { registrationSchema, type RunMessage } from "../../src/schema";
 import { T0, newLegacyPieceId, newPieceId, newSpace } from "../helpers";
 
 const encoder = new TextEncoder();
@@ -576,5 +576,16 @@ describe("groupByPiece", () => {
 		const malformed = ["null", "string", "empty1", "empty2", "number", "space-only", "wrong-type"];
 		for (const id of malformed) expect(groups.find((g) => g.some((m) => m.id === id))).toHaveLength(1);
 		expect(groups.find((g) => g.some((m) => m.id === "ok0"))!.map((m) => m.id)).toEqual(["ok0", "ok1"]);
+	});
+});
+
+describe("KV key length", () => {
+	it("stays within KV's 512-byte key limit for the longest ids validation accepts", () => {
+		const space = `did:key:z${"z".repeat(120)}`;
+		const pieceId = newLegacyPieceId();
+		expect(registrationSchema.safeParse({ space, pieceId, integration: "x" }).success).toBe(true);
+		expect(new TextEncoder().encode(pieceKey({ space, pieceId })).length).toBeLessThanOrEqual(512);
+		// One character more is refused, so no longer key can be built.
+		expect(registrationSchema.safeParse({ space: `${space}z`, pieceId, integration: "x" }).success).toBe(false);
 	});
 });
