@@ -100,9 +100,9 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
 
-	// Read again: the piece may have been deleted, disabled or re-registered during the run,
-	// and the operator's change wins over the run's.
-	// A duplicate delivery handled elsewhere meanwhile has recorded this slot: its result stands.
+	// Read again and check again: during the run the piece may have been deleted or disabled
+	// (the operator's change wins), re-registered (the outcome applies to the new entry), or a
+	// duplicate delivery handled elsewhere may have recorded this slot (its result stands).
 	const current = await getEntry(env, message);
 	const lateReason = dropReason(current, message);
 	if (!current || lateReason) {
