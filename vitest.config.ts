@@ -31,5 +31,7 @@ export default defineConfig({
 	test: {
 		include: ["test/**/*.test.ts"],
 		testTimeout: 20_000,
+		// The Worker logs a JSON line per event; show them only for a failing test.
+		silent: "passed-only",
 	},
 });
