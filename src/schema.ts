@@ -1,4 +1,6 @@
-import { z } from "zod";
+// zod's "mini" build: the same validation as classic zod in a twentieth of the bundle
+// (≈12 KB against ≈450 KB minified), which keeps the Worker's cold start small.
+import * as z from "zod/mini";
 
 /** A did:key in base58btc multibase; an Ed25519 space DID is `did:key:z6Mk` + 44 characters. */
 const SPACE = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$/;
@@ -18,21 +20,25 @@ function typeError(name: string, kind: string) {
 }
 
 /** A space DID. */
-export const spaceSchema = z.string(typeError("space", "a string")).regex(SPACE, "space must be a did:key (did:key:z6Mk…)");
+export const spaceSchema = z.string(typeError("space", "a string")).check(z.regex(SPACE, "space must be a did:key (did:key:z6Mk…)"));
 
 /** A piece id, normalised: the legacy `of:` prefix is dropped so both spellings are one piece. */
-export const pieceIdSchema = z
-	.string({ error: "pieceId must be a string" })
-	.refine((id) => FID1.test(id) || LEGACY.test(id), "pieceId must be a piece id (fid1:… with 43 base64url characters, or a legacy baed… CID)")
-	.transform((id) => (id.startsWith("of:") ? id.slice(3) : id));
+export const pieceIdSchema = z.pipe(
+	z.string(typeError("pieceId", "a string")).check(
+		z.refine((id: string) => FID1.test(id) || LEGACY.test(id), "pieceId must be a piece id (fid1:… with 43 base64url characters, or a legacy baed… CID)"),
+	),
+	z.transform((id: string) => (id.startsWith("of:") ? id.slice(3) : id)),
+);
 
 /** An integration name: what registered the piece. */
 export const integrationSchema = z
-	.string({ error: "integration must be a string" })
-	.trim()
-	.min(1, "integration must not be empty")
-	.max(MAX_INTEGRATION_LENGTH, `integration must be at most ${MAX_INTEGRATION_LENGTH} characters`)
-	.regex(PRINTABLE, "integration must not contain control characters");
+	.string(typeError("integration", "a string"))
+	.check(
+		z.trim(),
+		z.minLength(1, "integration must not be empty"),
+		z.maxLength(MAX_INTEGRATION_LENGTH, `integration must be at most ${MAX_INTEGRATION_LENGTH} characters`),
+		z.regex(PRINTABLE, "integration must not contain control characters"),
+	);
 
 /** The body of `POST /api/integrations/bg`. Unknown fields are ignored, as before. */
 export const registrationSchema = z.object(
@@ -63,8 +69,8 @@ export const runMessageSchema = z.object({
 	space: spaceSchema,
 	pieceId: pieceIdSchema,
 	integration: integrationSchema,
-	runId: z.string().min(1).max(300),
-	scheduledTime: z.number().int().nonnegative(),
+	runId: z.string().check(z.minLength(1), z.maxLength(300)),
+	scheduledTime: z.int().check(z.nonnegative()),
 });
 export type RunMessage = z.output<typeof runMessageSchema>;
 
@@ -72,7 +78,7 @@ export type RunMessage = z.output<typeof runMessageSchema>;
  * The first problem zod found, as one sentence for a 4xx answer or a log line. A field absent
  * from `input` is named as required (zod reports it as a wrong type).
  */
-export function firstIssue(error: z.ZodError, input?: unknown): string {
+export function firstIssue(error: { issues: readonly z.core.$ZodIssue[] }, input?: unknown): string {
 	const issue = error.issues[0];
 	if (!issue) return "invalid input";
 	const [field, ...deeper] = issue.path;

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { firstIssue, pieceRefSchema } from "../schema";
 import type { PieceRef } from "../registry/entry";
 import { StatusError } from "./errors";
@@ -30,7 +30,7 @@ export async function readJson(request: Request): Promise<unknown> {
 }
 
 /** Validates input against a schema, or throws a 400 that names the first problem. */
-export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+export function parse<S extends z.ZodMiniType>(schema: S, input: unknown): z.output<S> {
 	const result = schema.safeParse(input);
 	if (!result.success) throw new StatusError(400, firstIssue(result.error, input));
 	return result.data;

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
 import { didFromPublicKey } from "../../src/identity/ed25519";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { MAX_INTEGRATION_LENGTH, firstIssue, registrationSchema, runMessageSchema } from "../../src/schema";
@@ -156,7 +155,7 @@ describe("registrationSchema: rejects, with a useful message", () => {
 
 describe("firstIssue", () => {
 	it("answers something even for an error without issues", () => {
-		expect(firstIssue(new z.ZodError([]))).toBe("invalid input");
+		expect(firstIssue({ issues: [] })).toBe("invalid input");
 	});
 });
 
