@@ -1,64 +1,16 @@
 import { base58, base64urlnopad } from "@scure/base";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { PieceEntry } from "../../src/registry/entry";
 import { putLastTick, type TickSummary } from "../../src/registry/store";
-import { T0, admin, call, eventually, newLegacyPieceId, newPieceId, newSpace, piecePath, registerPiece, seedPiece } from "../helpers";
+import { T0, admin, call, eventually, newLegacyPieceId, newPieceId, newSpace, piecePath, registerPiece, runCount, seedPiece } from "../helpers";
+import { LIST, type ListPage, type Outcome, getEntry, list, read, sleep } from "./client";
 
-type Entry = PieceEntry & { enabled: boolean };
-interface Listed {
-	space: string;
-	pieceId: string;
-	integration: string;
-	status: string;
-	createdAt: number;
-	updatedAt: number;
-	disabledAt: number;
-	lastRun: number;
-	failures: number;
-	nextRunAt: number;
-	enabled: boolean;
-}
-interface ListPage {
-	success: boolean;
-	pieces: Listed[];
-	cursor: string | null;
-	complete: boolean;
-}
-interface Outcome {
-	success: boolean;
-	message?: string;
-	error?: string;
-	runId?: string;
-	piece?: Entry;
-}
 interface Health {
 	status: string;
 	did: string | null;
 	runtime: { via: string; timeoutMs: number } | null;
 	lastTick: TickSummary | null;
 	problems: string[];
-}
-
-const LIST = "/api/integrations/bg";
-
-async function read<T>(response: Response): Promise<T> {
-	expect(response.headers.get("content-type") ?? "").toMatch(/^application\/json/);
-	return (await response.json()) as T;
-}
-
-async function getEntry(space: string, pieceId: string): Promise<Entry> {
-	const response = await call(piecePath(space, pieceId));
-	expect(response.status).toBe(200);
-	return read<Entry>(response);
-}
-
-async function list(query: string): Promise<ListPage> {
-	const response = await admin(`${LIST}?${query}`);
-	expect(response.status, query).toBe(200);
-	const page = await read<ListPage>(response);
-	expect(page.success).toBe(true);
-	return page;
 }
 
 function patch(space: string, pieceId: string, body: BodyInit, headers: Record<string, string> = { "content-type": "application/json" }): Promise<Response> {
@@ -73,16 +25,6 @@ async function expectError(response: Response, status: number, mentions?: RegExp
 	expect(result.error?.length).toBeGreaterThan(0);
 	if (mentions) expect(result.error).toMatch(mentions);
 	return result.error ?? "";
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The reference runtime's run count of one piece (its `counter` example counts runs). */
-async function runtimeCount(space: string, pieceId: string): Promise<number> {
-	const runtime = env.RUNTIME;
-	if (!runtime) throw new Error("the tests need the RUNTIME service binding");
-	const response = await runtime.fetch(`https://runtime.internal/counts/${encodeURIComponent(space)}/${encodeURIComponent(pieceId)}`);
-	return ((await response.json()) as { count: number }).count;
 }
 
 /** `Identity.fromPassphrase(p).did()`, computed here independently of src/identity. */
@@ -153,7 +95,7 @@ describe("admin auth", () => {
 		// Longer than the queue's batch timeout (2 s): a queued run would have happened by now.
 		await sleep(3_000);
 		expect((await getEntry(seeded.space, seeded.pieceId)).lastRunId).toBe("");
-		expect(await runtimeCount(seeded.space, seeded.pieceId)).toBe(0);
+		expect(await runCount(seeded)).toBe(0);
 	});
 
 	it("refuses a wrong token even for an unknown piece (401 before 404)", async () => {
@@ -468,7 +410,7 @@ describe("POST /api/integrations/bg/:space/:pieceId/run", () => {
 		expect(entry.lastRun).toBeGreaterThanOrEqual(before);
 		expect(entry.failures).toBe(0);
 		expect(entry.disabledAt).toBe(0);
-		expect(await runtimeCount(seeded.space, seeded.pieceId)).toBe(1);
+		expect(await runCount(seeded)).toBe(1);
 		const [listed] = (await list(`space=${seeded.space}`)).pieces;
 		expect(listed).toMatchObject({ status: "Success", lastRun: entry.lastRun });
 	});
@@ -479,7 +421,7 @@ describe("POST /api/integrations/bg/:space/:pieceId/run", () => {
 		const first = await read<Outcome>(await admin(path, { method: "POST" }));
 		const second = await read<Outcome>(await admin(path, { method: "POST" }));
 		expect(first.runId).not.toBe(second.runId);
-		await eventually(async () => ((await runtimeCount(seeded.space, seeded.pieceId)) === 2 ? true : undefined));
+		await eventually(async () => ((await runCount(seeded)) === 2 ? true : undefined));
 	});
 
 	it("answers 409 for a disabled piece and runs nothing", async () => {
@@ -488,7 +430,7 @@ describe("POST /api/integrations/bg/:space/:pieceId/run", () => {
 		await expectError(await admin(`${piecePath(seeded.space, seeded.pieceId)}/run`, { method: "POST" }), 409, /disabled/);
 		const entry = await getEntry(seeded.space, seeded.pieceId);
 		expect(entry).toMatchObject({ status: "Disabled via UI", lastRunId: "" });
-		expect(await runtimeCount(seeded.space, seeded.pieceId)).toBe(0);
+		expect(await runCount(seeded)).toBe(0);
 	});
 
 	it("answers 409 for a piece the scheduler disabled after failures", async () => {

@@ -1,29 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { PieceEntry } from "../../src/registry/entry";
 import { admin, call, eventually, newLegacyPieceId, newPieceId, newSpace, piecePath, registerPiece, runCount } from "../helpers";
-
-/** What the API answers for one piece (the entry plus `enabled`). */
-type Entry = PieceEntry & { enabled: boolean };
-/** A piece as the admin list shows it. */
-interface Listed {
-	space: string;
-	pieceId: string;
-	integration: string;
-	status: string;
-	disabledAt: number;
-	enabled: boolean;
-}
-interface ListPage {
-	success: boolean;
-	pieces: Listed[];
-	cursor: string | null;
-	complete: boolean;
-}
-interface Outcome {
-	success: boolean;
-	message?: string;
-	error?: string;
-}
+import { type Entry, type Outcome, getEntry, listAll, listSpace, read, sleep } from "./client";
 
 const REGISTER = "/api/integrations/bg";
 const ORIGIN = "https://app.example.org";
@@ -36,40 +13,6 @@ function fields(overrides: Record<string, unknown> = {}): Record<string, unknown
 /** POSTs a raw body to the registration route (no Content-Type unless given). */
 function post(body: BodyInit | null | undefined, headers: Record<string, string> = {}): Promise<Response> {
 	return call(REGISTER, { method: "POST", headers, body });
-}
-
-async function read<T>(response: Response): Promise<T> {
-	expect(response.headers.get("content-type") ?? "").toMatch(/^application\/json/);
-	return (await response.json()) as T;
-}
-
-async function getEntry(space: string, pieceId: string): Promise<Entry> {
-	const response = await call(piecePath(space, pieceId));
-	expect(response.status).toBe(200);
-	return read<Entry>(response);
-}
-
-/** Every piece of one space, from the admin list. */
-async function listSpace(space: string): Promise<Listed[]> {
-	const response = await admin(`${REGISTER}?space=${encodeURIComponent(space)}&limit=1000`);
-	expect(response.status).toBe(200);
-	const page = await read<ListPage>(response);
-	expect(page.complete).toBe(true);
-	return page.pieces;
-}
-
-/** Every piece in the registry, following the cursor to the end. */
-async function listAll(): Promise<Listed[]> {
-	const pieces: Listed[] = [];
-	let cursor: string | null = null;
-	do {
-		const response = await admin(`${REGISTER}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-		expect(response.status).toBe(200);
-		const page: ListPage = await read<ListPage>(response);
-		pieces.push(...page.pieces);
-		cursor = page.cursor;
-	} while (cursor);
-	return pieces;
 }
 
 /** Asserts the registry holds nothing for this space (if a string) or this piece id. */
@@ -103,8 +46,6 @@ function streamOf(text: string): ReadableStream<Uint8Array> {
 		},
 	});
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("POST /api/integrations/bg: body styles", () => {
 	it("accepts application/json and creates an Initializing entry that then runs", async () => {
