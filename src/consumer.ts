@@ -1,7 +1,7 @@
 import { logError, logEvent } from "./log";
 import { applyOutcome, type RunEvent } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
-import { getEntry, putEntry } from "./registry/store";
+import { KV_WRITE_INTERVAL_MS, getEntry, putEntry } from "./registry/store";
 import { runPiece } from "./runtime/client";
 import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
@@ -49,10 +49,18 @@ export type Disposition = "ran" | "retry" | "dropped";
 export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv, now: () => number = Date.now): Promise<void> {
 	const deadline = now() + BATCH_BUDGET_MS;
 	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
+		let previousEnd = -Infinity;
 		for (const message of group) {
 			// Past the budget, hand the rest back to the queue rather than outlive the invocation.
-			if (now() > deadline) message.retry({ delaySeconds: 0 });
-			else await handleDelivery(message, env);
+			if (now() > deadline) {
+				message.retry({ delaySeconds: 0 });
+				continue;
+			}
+			// Each run ends with a write of the piece's key: starting the next run of the same
+			// piece a second after the last one ended keeps its writes a second apart.
+			await pauseUntil(previousEnd + KV_WRITE_INTERVAL_MS);
+			await handleDelivery(message, env);
+			previousEnd = Date.now();
 		}
 	});
 }
@@ -93,18 +101,25 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	const message = parsed.data;
 	const before = await getEntry(env, message);
 	const reason = dropReason(before, message);
-	if (reason) {
+	if (!before || reason) {
 		logEvent("run-dropped", { reason, runId: message.runId, space: message.space, pieceId: message.pieceId });
 		return "dropped";
 	}
 
+	// A registration or admin change written this very second: let KV's write interval pass
+	// before the run, so the write after it is accepted (waiting here, not between the re-read
+	// and the write, keeps that read-modify-write window short).
+	await pauseUntil(before.updatedAt + KV_WRITE_INTERVAL_MS);
+	const started = Date.now();
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
 
 	// Read again and check again: during the run the piece may have been deleted or disabled
 	// (the operator's change wins), re-registered (the outcome applies to the new entry), or a
 	// duplicate delivery handled elsewhere may have recorded this slot (its result stands).
+	// A failure of a run that started before a re-registration (say, with the token the OAuth
+	// reconnect replaced) says nothing about the piece as registered now.
 	const current = await getEntry(env, message);
-	const lateReason = dropReason(current, message);
+	const lateReason = dropReason(current, message) ?? (outcome.kind === "failed" && current && current.updatedAt > started ? "re-registered" : null);
 	if (!current || lateReason) {
 		logEvent("run-dropped", { reason: `${lateReason} during the run`, runId: message.runId });
 		return "dropped";
@@ -126,6 +141,11 @@ function dropReason(entry: PieceEntry | null, message: RunMessage): string | nul
 	// Only an operator's run-now always runs.
 	if (message.kind !== "manual" && entry.nextRunAt > message.scheduledTime) return "not due (stale or duplicate)";
 	return null;
+}
+
+async function pauseUntil(time: number): Promise<void> {
+	const wait = time - Date.now();
+	if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 function changed(a: PieceEntry, b: PieceEntry): boolean {

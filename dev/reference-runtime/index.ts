@@ -70,6 +70,9 @@ export default {
 		if (request.method === "GET" && url.pathname === "/") {
 			return json({ harness: "reference piece runtime (development only)", run: "POST /v1/run", examples: ["counter", "fail", "slow", "unavailable", "missing"] });
 		}
-		return json({ error: "not found" }, 404);
+		// Like any web server's miss: plain text, so a scheduler pointed at a wrong path sees no
+		// runtime answer (and counts the run as unavailable rather than against the piece).
+		await request.body?.cancel();
+		return new Response("not found", { status: 404 });
 	},
 } satisfies ExportedHandler<RuntimeEnv>;

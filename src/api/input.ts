@@ -1,6 +1,7 @@
 import type * as z from "zod/mini";
 import { firstIssue, pieceRefSchema } from "../schema";
 import type { PieceRef } from "../registry/entry";
+import { readUpTo } from "../util/stream";
 import { StatusError } from "./errors";
 
 /** Request bodies above 64 KB are refused; a registration is about 150 bytes. */
@@ -14,7 +15,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export async function readJson(request: Request): Promise<unknown> {
 	const declared = Number(request.headers.get("content-length") ?? "0");
 	if (declared > MAX_BODY_BYTES) throw tooLarge();
-	const bytes = await readCapped(request);
+	const { bytes, truncated } = await readUpTo(request.body, MAX_BODY_BYTES);
+	if (truncated) throw tooLarge();
 	let text: string;
 	try {
 		text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -48,30 +50,6 @@ export function pieceParams(params: Record<string, string | undefined>): PieceRe
 
 function decode(value: string | undefined): string | undefined {
 	return value === undefined ? undefined : decodeURIComponent(value);
-}
-
-async function readCapped(request: Request): Promise<Uint8Array> {
-	if (!request.body) return new Uint8Array();
-	const reader = request.body.getReader();
-	const chunks: Uint8Array[] = [];
-	let size = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) break;
-		size += value.byteLength;
-		if (size > MAX_BODY_BYTES) {
-			await reader.cancel();
-			throw tooLarge();
-		}
-		chunks.push(value);
-	}
-	const bytes = new Uint8Array(size);
-	let offset = 0;
-	for (const chunk of chunks) {
-		bytes.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
-	return bytes;
 }
 
 function tooLarge(): StatusError {

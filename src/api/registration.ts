@@ -2,12 +2,10 @@ import type { IRequest } from "itty-router";
 import { logError, logEvent } from "../log";
 import { oneOffMessage } from "../messages";
 import { registered } from "../policy/schedule";
-import { getEntry, putEntry } from "../registry/store";
+import { KV_WRITE_INTERVAL_MS, getEntry, isWriteRateLimited, putEntry } from "../registry/store";
 import { registrationSchema } from "../schema";
+import { StatusError } from "./errors";
 import { parse, readJson } from "./input";
-
-/** KV accepts one write per second per key; a repeat within it changes nothing worth writing. */
-const KV_WRITE_INTERVAL_MS = 1000;
 
 /**
  * `POST /api/integrations/bg`: an upsert on (space, pieceId). A new piece starts as
@@ -19,6 +17,7 @@ export async function register(request: IRequest, env: Env): Promise<{ success: 
 	const now = Date.now();
 	const piece = `${input.space}/${input.pieceId}`;
 	const existing = await getEntry(env, input);
+	// A repeat within KV's one-write-per-second-per-key interval changes nothing worth writing.
 	if (existing && existing.disabledAt === 0 && existing.integration === input.integration && now - existing.updatedAt < KV_WRITE_INTERVAL_MS) {
 		return { success: true, message: `Piece ${piece} is registered` };
 	}
@@ -27,11 +26,15 @@ export async function register(request: IRequest, env: Env): Promise<{ success: 
 		await putEntry(env, entry);
 	} catch (error) {
 		// Concurrent registrations of one pair all write the same key, and KV refuses more than
-		// one write per second per key. If another request's write landed, the piece is registered.
+		// one write per second per key. If another request's identical write landed, the piece
+		// is registered; otherwise the caller is told to try again.
+		if (!isWriteRateLimited(error)) throw error;
 		const landed = await getEntry(env, input);
-		if (!landed || landed.disabledAt !== 0) throw error;
-		logEvent("register", { piece, integration: input.integration, outcome: "concurrent" });
-		return { success: true, message: `Piece ${piece} is registered` };
+		if (landed && landed.disabledAt === 0 && landed.integration === input.integration) {
+			logEvent("register", { piece, integration: input.integration, outcome: "concurrent" });
+			return { success: true, message: `Piece ${piece} is registered` };
+		}
+		throw new StatusError(429, "this piece was written a moment ago; try again in a second");
 	}
 	const runsNow = !existing || existing.disabledAt !== 0;
 	if (runsNow) {

@@ -17,25 +17,25 @@ export type Outcome =
 export const MAX_ERROR_LENGTH = 1000;
 
 /**
- * Classifies the runtime's HTTP answer. `fromRuntime` says the answer carries the protocol's
- * version header: only a runtime's own answer may count against a piece, so a 404 or 200 from
- * whatever else a wrong PIECE_RUNTIME_URL reaches is `unavailable`. 401/403/407 mean the
- * runtime refused *us* (a misconfigured identity), not that the piece failed: a key rotation
- * must not disable every piece.
+ * Classifies the runtime's HTTP answer (DESIGN §3): 2xx is success; 429, 5xx and anything
+ * that is not an answer (1xx, 3xx) mean the runtime is unavailable. 401 and 407 mean the
+ * runtime (or a proxy) refused *us* — a misconfigured identity — so they are unavailable too:
+ * a key rotation must not disable every piece. Any other 4xx is the piece's failure when it
+ * is a runtime's answer: it carries `bg-protocol: 1` (`fromRuntime`) or a JSON `{error}`
+ * body. A bare 404 page from whatever a wrong PIECE_RUNTIME_URL reaches is neither, and
+ * counts as unavailable rather than against every piece.
  */
 export function classifyResponse(status: number, body: string, fromRuntime: boolean): Outcome {
-	const refusedUs = status === 401 || status === 403 || status === 407;
-	const overloaded = status === 429 || status >= 500;
-	const notAnAnswer = status < 200 || (status >= 300 && status < 400);
-	if (refusedUs || overloaded || notAnAnswer) {
-		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${detail(body)}` };
+	if (status >= 200 && status < 300) return { kind: "ok" };
+	const error = errorText(body);
+	const refusedUs = status === 401 || status === 407;
+	if (status < 400 || status >= 500 || status === 429 || refusedUs) {
+		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${error ? `: ${error}` : ""}` };
 	}
-	if (!fromRuntime) {
-		return { kind: "unavailable", reason: `HTTP ${status} without the bg-protocol header: not a piece runtime's answer (check PIECE_RUNTIME_URL)` };
+	if (!fromRuntime && error === null) {
+		return { kind: "unavailable", reason: `HTTP ${status} without a JSON {error} body or the bg-protocol header: not a piece runtime's answer (check PIECE_RUNTIME_URL)` };
 	}
-	if (status < 300) return { kind: "ok" };
-	const error = errorText(body) ?? (status === 404 ? "piece not found or it has no bgUpdater" : `runtime answered HTTP ${status}`);
-	return { kind: "failed", error };
+	return { kind: "failed", error: error ?? (status === 404 ? "piece not found or it has no bgUpdater" : `runtime answered HTTP ${status}`) };
 }
 
 /** The outcome of a run that outlasted the timeout: the piece's failure. */
@@ -60,11 +60,6 @@ function errorText(body: string): string | null {
 		// Not JSON: the status alone speaks.
 	}
 	return null;
-}
-
-function detail(body: string): string {
-	const error = errorText(body);
-	return error ? `: ${error}` : "";
 }
 
 function clip(text: string): string {

@@ -96,8 +96,9 @@ export function registered(existing: PieceEntry | null, fields: Pick<PieceEntry,
 		updatedAt: now,
 		disabledAt: 0,
 		status: "Re-initializing",
-		// Re-enabling forgives past failures and runs at the next tick; an enabled piece keeps its cadence.
-		failures: wasDisabled ? 0 : existing.failures,
+		// A registration (often an OAuth reconnect: the user's fix) forgives past failures; a
+		// disabled piece runs at the next tick, an enabled one keeps its cadence.
+		failures: 0,
 		nextRunAt: wasDisabled ? 0 : existing.nextRunAt,
 	};
 }

@@ -29,12 +29,20 @@ export async function getEntry(env: RegistryEnv, ref: PieceRef): Promise<PieceEn
 	return env.REGISTRY.get<PieceEntry>(pieceKey(ref), "json");
 }
 
+/** KV takes at most one write per second per key. */
+export const KV_WRITE_INTERVAL_MS = 1000;
+
 /**
  * Writes a piece's entry with its summary as metadata, in one put so the two never disagree.
- * KV takes at most one write per second per key; callers avoid needless rewrites.
+ * KV takes at most one write per second per key: callers space their writes of one piece.
  */
 export async function putEntry(env: RegistryEnv, entry: PieceEntry): Promise<void> {
 	await env.REGISTRY.put(pieceKey(entry), JSON.stringify(entry), { metadata: summarise(entry) });
+}
+
+/** Whether a KV write failed because the key was written too often (HTTP 429 from KV). */
+export function isWriteRateLimited(error: unknown): boolean {
+	return /\b429\b|too many requests/i.test(String(error));
 }
 
 /** Removes a piece from the registry. */

@@ -3,6 +3,7 @@ import { describe } from "../log";
 import { classifyResponse, timedOut, unreachable, type Outcome } from "../policy/outcome";
 import type { RunMessage } from "../schema";
 import { HEADERS, PROTOCOL_VERSION, utf8, type RunRequestBody } from "./protocol";
+import { readUpTo } from "../util/stream";
 import { signedHeaders } from "./sign";
 
 /** The bindings a run needs. */
@@ -16,6 +17,9 @@ export interface RunResult {
 	outcome: Outcome;
 	durationMs: number;
 }
+
+/** How much of a runtime's answer is read. */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** The default per-run timeout, as the replaced service had it. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -71,8 +75,11 @@ export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: nu
 	const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
 	try {
 		const response = await (target.fetcher ? target.fetcher.fetch(target.url, init) : fetch(target.url, init));
-		// The body is read under the same timeout: a runtime that answers and then stalls still times out.
-		const text = await response.text();
+		// The body is read under the same timeout (a runtime that answers and then stalls still
+		// times out), and only its first 64 KB: six runs at once must fit in 128 MB whatever a
+		// wrong URL answers. An error text is clipped far shorter anyway.
+		const { bytes } = await readUpTo(response.body, MAX_ANSWER_BYTES);
+		const text = new TextDecoder().decode(bytes);
 		const fromRuntime = response.headers.get(HEADERS.version) === PROTOCOL_VERSION;
 		return { outcome: classifyResponse(response.status, text, fromRuntime), durationMs: Date.now() - started };
 	} catch (error) {

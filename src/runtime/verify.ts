@@ -18,10 +18,10 @@ export interface VerifyOptions {
 	seenBefore?: (replayKey: string) => boolean | Promise<boolean>;
 }
 
-/** A verified request, or why it was refused. */
 /**
- * Every refusal is 401: the scheduler takes 401 as "the runtime refused the service" (nothing
- * counted against the piece), whereas a 400 would count as the piece's failure.
+ * A verified request, or why it was refused. Every refusal is 401, which the scheduler takes
+ * as "the runtime refused the service" (nothing counted against the piece); a 400 would count
+ * as the piece's failure.
  */
 export type Verification = { ok: true; signer: string; body: RunRequestBody } | { ok: false; status: 401; error: string };
 

@@ -6,7 +6,7 @@ import worker from "../../src/index";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
-import { getEntry } from "../../src/registry/store";
+import { getEntry, summarise } from "../../src/registry/store";
 import { T0, runCount, seedPiece } from "../helpers";
 
 /** Delivers messages to the consumer as one batch; answers the queue's ack/retry record. */
@@ -178,9 +178,9 @@ describe("consumer: faults", () => {
 		const piece = await seedPiece({ integration: "slow" });
 		const running = deliver([tickMessage(piece, T0)]);
 		await new Promise((resolve) => setTimeout(resolve, 50));
-		const current = await entryOf(piece);
-		const { putEntry } = await import("../../src/registry/store");
-		await putEntry(env, { ...current, disabledAt: 123, status: "Disabled via UI" });
+		// Written straight to KV, as an admin request served by another isolate would.
+		const disabled = { ...(await entryOf(piece)), disabledAt: 123, status: "Disabled via UI" };
+		await env.REGISTRY.put(`piece/${piece.space}/${piece.pieceId}`, JSON.stringify(disabled), { metadata: summarise(disabled) });
 		await running;
 		expect(await entryOf(piece)).toMatchObject({ disabledAt: 123, status: "Disabled via UI", failures: 0 });
 	});
@@ -212,5 +212,42 @@ describe("consumer: misconfiguration disables nothing", () => {
 		expect(result.explicitAcks.length + result.retryMessages.length).toBe(3);
 		expect(result.retryMessages.length).toBeGreaterThanOrEqual(1);
 		expect(await runCount(piece)).toBe(result.explicitAcks.length);
+	});
+});
+
+describe("consumer: re-registration and KV's write rate", () => {
+	it("a failure of a run that started before a re-registration does not count", async () => {
+		const piece = await seedPiece({ integration: "slow", failures: 2 });
+		const running = deliver([tickMessage(piece, T0)]);
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		const reconnected = { ...(await entryOf(piece)), failures: 0, updatedAt: Date.now(), status: "Re-initializing" };
+		await env.REGISTRY.put(`piece/${piece.space}/${piece.pieceId}`, JSON.stringify(reconnected), { metadata: summarise(reconnected) });
+		await running;
+		expect(await entryOf(piece)).toMatchObject({ failures: 0, disabledAt: 0, status: "Re-initializing" });
+	});
+
+	it("two runs of one piece in a batch write its key at least a second apart", async () => {
+		const piece = await seedPiece({ integration: "counter" });
+		const writes: number[] = [];
+		const watched: KVNamespace = new Proxy(env.REGISTRY, {
+			get(target, prop) {
+				if (prop === "put") {
+					return (...args: Parameters<KVNamespace["put"]>) => {
+						writes.push(Date.now());
+						return target.put(...args);
+					};
+				}
+				const value = Reflect.get(target, prop);
+				return typeof value === "function" ? value.bind(target) : value;
+			},
+		});
+		const batch = createMessageBatch("bg-piece-runs", [
+			{ id: "w0", timestamp: Date.now(), attempts: 1, body: tickMessage(piece, T0) },
+			{ id: "w1", timestamp: Date.now(), attempts: 1, body: oneOffMessage("manual", piece, T0 + 1) },
+		]);
+		await handleQueue(batch, { ...env, REGISTRY: watched });
+		expect(await runCount(piece)).toBe(2);
+		expect(writes).toHaveLength(2);
+		expect(writes[1]! - writes[0]!).toBeGreaterThanOrEqual(1000);
 	});
 });

@@ -44,10 +44,26 @@ const OK: Outcome = { kind: "ok" };
 const DOWN: Outcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
 
 describe("classifyResponse", () => {
-	it.each([200, 404, 422])("takes HTTP %i without the protocol header as unavailable, never as the piece's outcome", (status) => {
-		const outcome = classifyResponse(status, JSON.stringify({ error: "not found" }), false);
+	it.each([404, 400, 422])("takes a bare HTTP %i page (no JSON {error}, no protocol header) as unavailable, never against the piece", (status) => {
+		const outcome = classifyResponse(status, "<html><h1>Not Found</h1></html>", false);
 		expect(outcome.kind).toBe("unavailable");
-		if (outcome.kind === "unavailable") expect(outcome.reason).toContain("bg-protocol");
+		if (outcome.kind === "unavailable") expect(outcome.reason).toContain("check PIECE_RUNTIME_URL");
+	});
+
+	it("counts a 4xx with a JSON {error} against the piece even without the protocol header (DESIGN §3)", () => {
+		expect(classifyResponse(422, JSON.stringify({ error: "boom" }), false)).toEqual({ kind: "failed", error: "boom" });
+	});
+
+	it("counts a 4xx with the protocol header against the piece even without a body", () => {
+		expect(classifyResponse(404, "", true)).toEqual({ kind: "failed", error: "piece not found or it has no bgUpdater" });
+	});
+
+	it("takes any 2xx as success, with or without the header", () => {
+		expect(classifyResponse(200, "", false)).toEqual({ kind: "ok" });
+	});
+
+	it("takes a 403 with {error} as the piece's failure (e.g. the piece lacks authorisation in its space)", () => {
+		expect(classifyResponse(403, JSON.stringify({ error: "AuthorizationError" }), true)).toEqual({ kind: "failed", error: "AuthorizationError" });
 	});
 
 
@@ -80,7 +96,7 @@ describe("classifyResponse", () => {
 		expect(classifyResponse(status, "null", true)).toEqual(expected);
 	});
 
-	it.each([401, 403, 407, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100])("treats HTTP %i as the runtime being unavailable, not the piece failing", (status) => {
+	it.each([401, 407, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100])("treats HTTP %i as the runtime being unavailable, not the piece failing", (status) => {
 		const outcome = classifyResponse(status, JSON.stringify({ error: "no entry" }), true);
 		expect(outcome.kind).toBe("unavailable");
 		if (outcome.kind !== "unavailable") return;
@@ -329,12 +345,12 @@ describe("registered", () => {
 		expect(isDue(after, T0)).toBe(true);
 	});
 
-	it("re-registering an enabled entry keeps its failures and cadence", () => {
+	it("re-registering an enabled entry forgives its failures and keeps its cadence", () => {
 		const existing = entry({ failures: 2, status: "boom", nextRunAt: T0 + 3 * PERIOD_MS, createdAt: T0 - 10 });
 		const after = registered(existing, { space: existing.space, pieceId: existing.pieceId, integration: existing.integration }, T0 + 1);
 		expect(after.disabledAt).toBe(0);
 		expect(after.status).toBe("Re-initializing");
-		expect(after.failures).toBe(2);
+		expect(after.failures).toBe(0);
 		expect(after.nextRunAt).toBe(T0 + 3 * PERIOD_MS);
 		expect(after.createdAt).toBe(T0 - 10);
 		expect(after.updatedAt).toBe(T0 + 1);
