@@ -29,7 +29,7 @@ const workerVars = {
 	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/v1/run`,
 	...pick(["OPERATOR_PASS", "IDENTITY", "RUNTIME_TIMEOUT_MS"]),
 };
-writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n") + "\n", { mode: 0o600 });
+writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}="${envFileValue(k, v)}"`).join("\n") + "\n", { mode: 0o600 });
 
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
@@ -93,6 +93,16 @@ async function waitFor(url) {
 		await new Promise((r) => setTimeout(r, 250));
 	}
 	fail(`the scheduler did not answer ${url} within 150 s`);
+}
+
+/**
+ * A value as wrangler's env-file reader takes it back unchanged: inside double quotes, with
+ * `$` escaped (it would expand variables). It has no escape for `"`, `\` or a line break, so
+ * those are refused with a clear message rather than silently mangled.
+ */
+function envFileValue(name, value) {
+	if (/["\\\r\n]/.test(value)) fail(`${name} contains a double quote, backslash or line break, which cannot be passed to wrangler dev; choose another value`);
+	return value.replaceAll("$", "\\$");
 }
 
 function pick(names) {

@@ -15,8 +15,8 @@ export const SEND_BATCH_MAX_MESSAGES = 100;
 /** …and at most 256 KB per sendBatch; we stop well short to leave room for envelopes. */
 export const SEND_BATCH_MAX_BYTES = 200 * 1024;
 /**
- * One invocation may hold 6 connections at once; sends use 5, leaving one for the next KV
- * list so listing and sending overlap without queueing inside the runtime.
+ * One invocation may hold 6 connections at once; sends use at most 5, leaving one spare
+ * (for the last-tick write and logs), so nothing queues inside the runtime.
  */
 const SEND_CONCURRENCY = 5;
 /** What one tick may spend; the defaults are the platform's limits with a margin. */
@@ -31,8 +31,9 @@ export interface FanoutLimits {
 
 /**
  * The platform's per-invocation and per-queue limits, with a margin. A tick stops before it
- * would exceed a budget, logs it, and leaves the rest due for the next tick: nothing is lost,
- * but a registry that large needs sharded fan-out.
+ * would exceed a budget and logs `tick-budget-exhausted`. Every tick lists from the start, so
+ * the pieces past the budget (the end of the key space, beyond ≈ 990,000 pieces) are not
+ * dispatched until the registry shrinks: a registry that large needs sharded fan-out.
  */
 export const PLATFORM_LIMITS: FanoutLimits = { maxListCalls: 990, maxSubrequests: 9_900, maxMessagesPerSecond: 4_500 };
 
@@ -52,7 +53,7 @@ export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLim
 	let cursor: string | undefined;
 	do {
 		if (summary.listCalls >= limits.maxListCalls || summary.listCalls + summary.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
-			logError("tick-budget-exhausted", "registry too large for one invocation; the rest stays due", { scheduledTime: tickTime, listed: summary.listed });
+			logError("tick-budget-exhausted", "registry too large for one invocation: the pieces past this point were not dispatched", { scheduledTime: tickTime, listed: summary.listed });
 			break;
 		}
 		const page = await listPieces(env, { cursor, limit: KV_LIST_LIMIT });

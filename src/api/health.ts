@@ -1,11 +1,14 @@
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
-import { getLastTick } from "../registry/store";
+import { PERIOD_MS } from "../policy/schedule";
+import { getLastTick, type TickSummary } from "../registry/store";
 import { runtimeTarget, runTimeoutMs } from "../runtime/client";
 
 /**
  * `GET /api/health`: always 200 while the Worker answers; `status` says whether it can do
- * its job (`ok`), or what is missing (`degraded`, with `problems`).
+ * its job (`ok`), or what is wrong (`degraded`, with `problems`): configuration, an unreadable
+ * registry, a cron that stopped firing. Whether the runtime answers shows in the pieces'
+ * statuses (`Runtime unavailable since …`), not here: health makes no runtime call.
  */
 export async function health(_request: Request, env: Env) {
 	const problems: string[] = [];
@@ -19,13 +22,24 @@ export async function health(_request: Request, env: Env) {
 		problems.push("IDENTITY is not a valid PKCS#8 Ed25519 key");
 	}
 	if (!env.ADMIN_TOKEN) problems.push("ADMIN_TOKEN is not set: the admin API is disabled");
+	let lastTick: TickSummary | null = null;
+	try {
+		lastTick = await getLastTick(env);
+	} catch (error) {
+		logError("health-registry-unreadable", error);
+		problems.push("the registry (KV) could not be read");
+	}
+	// The cron fires every minute; three missed ticks mean it is not firing.
+	if (lastTick && Date.now() - lastTick.scheduledTime > 3 * PERIOD_MS) {
+		problems.push(`no tick since ${new Date(lastTick.scheduledTime).toISOString()}: is the cron trigger firing?`);
+	}
 	return {
 		status: problems.length ? "degraded" : "ok",
 		service: "bg-piece-scheduler",
 		time: Date.now(),
 		did,
 		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env) },
-		lastTick: await getLastTick(env),
+		lastTick,
 		problems,
 	};
 }

@@ -465,6 +465,16 @@ describe("GET /api/health", () => {
 		expect(health.lastTick).toEqual(summary);
 	});
 
+	it("says degraded when the cron has not ticked for three minutes", async () => {
+		const stale = Date.now() - 4 * 60_000;
+		await putLastTick(env, { scheduledTime: stale, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, ms: 1 });
+		const health = await read<Health>(await call("/api/health"));
+		expect(health.status).toBe("degraded");
+		expect(health.problems.join(" ")).toContain(`no tick since ${new Date(stale).toISOString()}`);
+		await putLastTick(env, { scheduledTime: Date.now(), listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, ms: 1 });
+		expect((await read<Health>(await call("/api/health"))).status).toBe("ok");
+	});
+
 	it("answers with CORS headers", async () => {
 		const response = await call("/api/health", { headers: { origin: "https://app.example.org" } });
 		expect(response.headers.get("access-control-allow-origin")).not.toBeNull();
