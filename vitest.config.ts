@@ -1,10 +1,15 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { buildSync } from "esbuild";
 import { defineConfig } from "vitest/config";
+import { identityFromPassphrase } from "./src/identity/ed25519";
 
 // Extra Workers must be JavaScript: bundle the reference runtime (TypeScript) for the tests.
 const REFERENCE_RUNTIME = ".wrangler/test/reference-runtime.mjs";
 buildSync({ entryPoints: ["dev/reference-runtime/index.ts"], outfile: REFERENCE_RUNTIME, bundle: true, format: "esm", platform: "neutral", logLevel: "error" });
+
+/** The scheduler's identity in the tests; the reference runtime allows only its DID. */
+const OPERATOR_PASS = "test operator pass";
+const SERVICE_DID = (await identityFromPassphrase(OPERATOR_PASS)).did;
 
 export default defineConfig({
 	plugins: [
@@ -12,7 +17,7 @@ export default defineConfig({
 			wrangler: { configPath: "./wrangler.toml" },
 			miniflare: {
 				// Test-only values: a short run timeout, which the `slow` example piece outlasts.
-				bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS: "test operator pass" },
+				bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS },
 				serviceBindings: { RUNTIME: "reference-runtime" },
 				// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
 				outboundService: "reference-runtime",
@@ -22,7 +27,7 @@ export default defineConfig({
 						modules: true,
 						scriptPath: REFERENCE_RUNTIME,
 						compatibilityDate: "2026-08-22",
-						bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: "" },
+						bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: SERVICE_DID },
 					},
 				],
 			},

@@ -37,7 +37,12 @@ function seenBefore(key: string): boolean {
 async function run(request: Request, env: RuntimeEnv): Promise<Response> {
 	const allowedSigners = (env.ALLOWED_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 	const verified = await verifyRunRequest(request, { allowedSigners, seenBefore });
-	if (!verified.ok) return answer({ error: verified.error }, verified.status);
+	if (!verified.ok) {
+		// Refused before the body was read: drain it (cancelling is not enough for workerd, which
+		// reports a request stream left unread once the response is sent).
+		if (!request.bodyUsed) await request.arrayBuffer();
+		return answer({ error: verified.error }, verified.status);
+	}
 	const { space, pieceId, integration, runId } = verified.body;
 	const piece = `${space}/${pieceId}`;
 	console.log(JSON.stringify({ event: "reference-run", piece, integration, runId, signer: verified.signer }));
@@ -72,7 +77,8 @@ export default {
 		}
 		// Like any web server's miss: plain text, so a scheduler pointed at a wrong path sees no
 		// runtime answer (and counts the run as unavailable rather than against the piece).
-		await request.body?.cancel();
+		// The body is drained first, as above.
+		await request.arrayBuffer();
 		return new Response("not found", { status: 404 });
 	},
 } satisfies ExportedHandler<RuntimeEnv>;
