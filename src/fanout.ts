@@ -32,8 +32,9 @@ export interface FanoutLimits {
 /**
  * The platform's per-invocation and per-queue limits, with a margin. A tick stops before it
  * would exceed a budget and logs `tick-budget-exhausted`. Every tick lists from the start, so
- * the pieces past the budget (the end of the key space, beyond ≈ 990,000 pieces) are not
- * dispatched until the registry shrinks: a registry that large needs sharded fan-out.
+ * the pieces past the budget (the end of the key space: beyond ≈ 900,000 pieces when all are
+ * due, ≈ 990,000 when few are) are not dispatched until the registry shrinks; a registry that
+ * large needs sharded fan-out.
  */
 export const PLATFORM_LIMITS: FanoutLimits = { maxListCalls: 990, maxSubrequests: 9_900, maxMessagesPerSecond: 4_500 };
 

@@ -23,7 +23,7 @@ const seen = new Map<string, number>();
 const REPLAY_WINDOW_MS = 10 * 60_000;
 
 const json = (body: unknown, status = 200) => Response.json(body, { status });
-/** Answers of the run endpoint carry the protocol header: the scheduler counts only those against a piece. */
+/** Answers of the run endpoint carry the protocol header, which tells the scheduler a runtime answered. */
 const answer = (body: unknown, status = 200) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_VERSION } });
 
 function seenBefore(key: string): boolean {

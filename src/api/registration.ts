@@ -4,7 +4,6 @@ import { oneOffMessage } from "../messages";
 import { registered } from "../policy/schedule";
 import { KV_WRITE_INTERVAL_MS, getEntry, isWriteRateLimited, putEntry } from "../registry/store";
 import { registrationSchema } from "../schema";
-import { StatusError } from "./errors";
 import { parse, readJson } from "./input";
 
 /**
@@ -27,14 +26,12 @@ export async function register(request: IRequest, env: Env): Promise<{ success: 
 	} catch (error) {
 		// Concurrent registrations of one pair all write the same key, and KV refuses more than
 		// one write per second per key. If another request's identical write landed, the piece
-		// is registered; otherwise the caller is told to try again.
+		// is registered; otherwise the refusal reaches the error handler (429, try again).
 		if (!isWriteRateLimited(error)) throw error;
 		const landed = await getEntry(env, input);
-		if (landed && landed.disabledAt === 0 && landed.integration === input.integration) {
-			logEvent("register", { piece, integration: input.integration, outcome: "concurrent" });
-			return { success: true, message: `Piece ${piece} is registered` };
-		}
-		throw new StatusError(429, "this piece was written a moment ago; try again in a second");
+		if (!landed || landed.disabledAt !== 0 || landed.integration !== input.integration) throw error;
+		logEvent("register", { piece, integration: input.integration, outcome: "concurrent" });
+		return { success: true, message: `Piece ${piece} is registered` };
 	}
 	const runsNow = !existing || existing.disabledAt !== 0;
 	if (runsNow) {
