@@ -1,4 +1,5 @@
-import { AutoRouter, cors, type IRequest } from "itty-router";
+import { AutoRouter, type IRequest } from "itty-router";
+import { corsFor, requireRegistrant } from "./api/access";
 import { requireAdmin } from "./api/auth";
 import { errorResponse, notFound } from "./api/errors";
 import { health } from "./api/health";
@@ -7,29 +8,20 @@ import { register } from "./api/registration";
 
 type Args = [Env, ExecutionContext];
 
-/**
- * CORS: the registering component posts from the page's origin (another origin than this
- * Worker), so any origin may call the API; admin routes still need the bearer token.
- */
-const { preflight, corsify } = cors({
-	origin: "*",
-	allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-	allowHeaders: ["Content-Type", "Authorization"],
-	maxAge: 86_400,
-});
-
 const admin = (request: IRequest, env: Env) => requireAdmin(request, env);
+const registrant = (request: IRequest, env: Env) => requireRegistrant(request, env);
 const PIECE = "/api/integrations/bg/:space/:pieceId";
 
 /** The HTTP API. Handlers return data (sent as JSON) or throw a StatusError. */
 export const api = AutoRouter<IRequest, Args>({
-	before: [preflight],
-	finally: [corsify],
+	// CORS for the origins ALLOWED_ORIGINS names (default any): preflights answered here.
+	before: [(request: IRequest, env: Env) => corsFor(env).preflight(request)],
+	finally: [(response: Response, request: IRequest, env: Env) => corsFor(env).corsify(response, request)],
 	catch: errorResponse,
 	missing: notFound,
 })
 	.get("/api/health", health)
-	.post("/api/integrations/bg", register)
+	.post("/api/integrations/bg", registrant, register)
 	.get("/api/integrations/bg", admin, listPiecesRoute)
 	.get(PIECE, getPiece)
 	.patch(PIECE, admin, patchPiece)

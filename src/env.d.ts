@@ -3,6 +3,8 @@
 interface SchedulerSecrets {
 	/** Bearer token of the admin routes; unset = admin routes refuse everything (503). */
 	ADMIN_TOKEN?: string;
+	/** If set, registration needs `Authorization: Bearer` with it (or the admin token). */
+	REGISTRATION_TOKEN?: string;
 	/** Passphrase of the service's Ed25519 identity (default `implicit trust`, insecure). */
 	OPERATOR_PASS?: string;
 	/** The service's Ed25519 key as PKCS#8 (PEM or base64); wins over OPERATOR_PASS. */

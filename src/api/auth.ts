@@ -15,7 +15,8 @@ export async function requireAdmin(request: Request, env: Pick<Env, "ADMIN_TOKEN
 	}
 }
 
-async function sameSecret(given: string, expected: string): Promise<boolean> {
+/** Whether two secrets are equal, compared in constant time over their SHA-256 digests. */
+export async function sameSecret(given: string, expected: string): Promise<boolean> {
 	const [a, b] = await Promise.all([digest(given), digest(expected)]);
 	return crypto.subtle.timingSafeEqual(a, b);
 }

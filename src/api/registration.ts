@@ -4,6 +4,7 @@ import { oneOffMessage } from "../messages";
 import { registered } from "../policy/schedule";
 import { KV_WRITE_INTERVAL_MS, getEntry, isWriteRateLimited, putEntry } from "../registry/store";
 import { registrationSchema } from "../schema";
+import { requireRoomInSpace } from "./access";
 import { parse, readJson } from "./input";
 
 /**
@@ -16,6 +17,7 @@ export async function register(request: IRequest, env: Env): Promise<{ success: 
 	const now = Date.now();
 	const piece = `${input.space}/${input.pieceId}`;
 	const existing = await getEntry(env, input);
+	if (!existing) await requireRoomInSpace(env, input.space);
 	// A repeat within KV's one-write-per-second-per-key interval changes nothing worth writing.
 	if (existing && existing.disabledAt === 0 && existing.integration === input.integration && now - existing.updatedAt < KV_WRITE_INTERVAL_MS) {
 		return { success: true, message: `Piece ${piece} is registered` };

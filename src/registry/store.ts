@@ -90,6 +90,18 @@ export async function listPieces(env: RegistryEnv, options: { space?: string; cu
 	return result.list_complete ? { pieces } : { pieces, cursor: result.cursor };
 }
 
+/** How many pieces a space holds, counting no further than `atMost` (list metadata only). */
+export async function countPieces(env: RegistryEnv, space: string, atMost: number): Promise<number> {
+	let count = 0;
+	let cursor: string | undefined;
+	do {
+		const page = await listPieces(env, { space, cursor, limit: Math.min(KV_LIST_LIMIT, atMost - count) });
+		count += page.pieces.length;
+		cursor = page.cursor;
+	} while (cursor && count < atMost);
+	return count;
+}
+
 /** The summary a tick leaves behind, for health and stats. */
 export interface TickSummary {
 	scheduledTime: number;

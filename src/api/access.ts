@@ -1,0 +1,71 @@
+import { cors, type IRequest } from "itty-router";
+import { countPieces } from "../registry/store";
+import { sameSecret } from "./auth";
+import { StatusError } from "./errors";
+
+/** The bindings that steer who may call the API. */
+export type AccessEnv = Pick<Env, "ALLOWED_ORIGINS" | "REGISTRATION_TOKEN" | "ADMIN_TOKEN" | "MAX_PIECES_PER_SPACE" | "REGISTRY">;
+
+/** Default cap on the pieces of one space (one KV list page counts them). */
+export const DEFAULT_MAX_PIECES_PER_SPACE = 1000;
+
+/** The origins ALLOWED_ORIGINS names (comma-separated), or "*" for any (the default). */
+export function allowedOrigins(env: Pick<Env, "ALLOWED_ORIGINS">): "*" | string[] {
+	const list = (env.ALLOWED_ORIGINS ?? "*").split(",").map((origin) => origin.trim().replace(/\/+$/, "")).filter(Boolean);
+	return list.length === 0 || list.includes("*") ? "*" : list;
+}
+
+const corsByConfig = new Map<string, ReturnType<typeof cors>>();
+
+/**
+ * itty-router's CORS pair for the configured origins, made once per configuration. The
+ * registering component posts from the page's origin, another than this Worker's.
+ */
+export function corsFor(env: Pick<Env, "ALLOWED_ORIGINS">): ReturnType<typeof cors> {
+	const origins = allowedOrigins(env);
+	const key = origins === "*" ? "*" : origins.join(",");
+	let pair = corsByConfig.get(key);
+	if (!pair) {
+		pair = cors({
+			origin: origins === "*" ? "*" : (origin: string) => (origins.includes(origin) ? origin : undefined),
+			allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+			allowHeaders: ["Content-Type", "Authorization"],
+			maxAge: 86_400,
+		});
+		corsByConfig.set(key, pair);
+	}
+	return pair;
+}
+
+/**
+ * Who may register. A request from a browser page carries its Origin: one not in
+ * ALLOWED_ORIGINS is refused (403), since a CORS-simple POST would otherwise go through even
+ * though the page could not read the answer. With REGISTRATION_TOKEN set, registration also
+ * needs `Authorization: Bearer` with it (or with the admin token).
+ */
+export async function requireRegistrant(request: IRequest, env: AccessEnv): Promise<void> {
+	const origins = allowedOrigins(env);
+	const origin = request.headers.get("origin");
+	if (origin && origins !== "*" && !origins.includes(origin)) throw new StatusError(403, `origin ${origin} may not register pieces (ALLOWED_ORIGINS)`);
+	if (!env.REGISTRATION_TOKEN) return;
+	const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+	const allowed = token && ((await sameSecret(token, env.REGISTRATION_TOKEN)) || (env.ADMIN_TOKEN && (await sameSecret(token, env.ADMIN_TOKEN))));
+	if (!allowed) throw new StatusError(401, "registration needs a token here (Authorization: Bearer <REGISTRATION_TOKEN>)");
+}
+
+/** The per-space cap from MAX_PIECES_PER_SPACE, or the default if unset or invalid. */
+export function maxPiecesPerSpace(env: Pick<Env, "MAX_PIECES_PER_SPACE">): number {
+	const value = Number(env.MAX_PIECES_PER_SPACE);
+	return Number.isInteger(value) && value > 0 ? value : DEFAULT_MAX_PIECES_PER_SPACE;
+}
+
+/**
+ * Refuses a new piece in a space that already holds the maximum (409): one space must not
+ * fill the registry. Counting lists that space's keys only (one KV list per 1,000).
+ */
+export async function requireRoomInSpace(env: AccessEnv, space: string): Promise<void> {
+	const max = maxPiecesPerSpace(env);
+	if ((await countPieces(env, space, max)) >= max) {
+		throw new StatusError(409, `space ${space} already has ${max} pieces, the most one space may register (MAX_PIECES_PER_SPACE)`);
+	}
+}

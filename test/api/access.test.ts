@@ -1,0 +1,90 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api } from "../../src/api";
+import { getEntry } from "../../src/registry/store";
+import { newPieceId, newSpace, seedPiece } from "../helpers";
+
+/** A request through the router with some settings changed, as another deployment would have them. */
+function withSettings(settings: Partial<Env>, path: string, init: RequestInit = {}): Promise<Response> {
+	return api.fetch(new Request(`https://scheduler.test${path}`, init), { ...env, ...settings }, createExecutionContext());
+}
+
+function registration(fields = { space: newSpace(), pieceId: newPieceId(), integration: "gmail" }, headers: Record<string, string> = {}): [RequestInit, typeof fields] {
+	return [{ method: "POST", headers, body: JSON.stringify(fields) }, fields];
+}
+
+describe("ALLOWED_ORIGINS", () => {
+	const settings = { ALLOWED_ORIGINS: "https://app.example.org, https://other.example.org/" };
+
+	it("lets a listed origin register, and says so in CORS", async () => {
+		const [init, fields] = registration(undefined, { origin: "https://other.example.org" });
+		const response = await withSettings(settings, "/api/integrations/bg", init);
+		expect(response.status).toBe(200);
+		expect(response.headers.get("access-control-allow-origin")).toBe("https://other.example.org");
+		expect(await getEntry(env, fields)).not.toBeNull();
+	});
+
+	it("refuses a page of another origin with 403, storing nothing", async () => {
+		const [init, fields] = registration(undefined, { origin: "https://evil.example.com" });
+		const response = await withSettings(settings, "/api/integrations/bg", init);
+		expect(response.status).toBe(403);
+		expect(await response.json()).toMatchObject({ success: false, error: "origin https://evil.example.com may not register pieces (ALLOWED_ORIGINS)" });
+		expect(response.headers.get("access-control-allow-origin")).toBeNull();
+		expect(await getEntry(env, fields)).toBeNull();
+	});
+
+	it("answers a preflight only for a listed origin", async () => {
+		const preflight = (origin: string) => withSettings(settings, "/api/integrations/bg", { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST" } });
+		expect((await preflight("https://app.example.org")).headers.get("access-control-allow-origin")).toBe("https://app.example.org");
+		expect((await preflight("https://evil.example.com")).headers.get("access-control-allow-origin")).toBeNull();
+	});
+
+	it("still serves callers without an Origin (curl, other services)", async () => {
+		const [init] = registration();
+		expect((await withSettings(settings, "/api/integrations/bg", init)).status).toBe(200);
+	});
+});
+
+describe("REGISTRATION_TOKEN", () => {
+	const settings = { REGISTRATION_TOKEN: "reg-token" };
+
+	it.each([
+		["no token", {}],
+		["a wrong token", { authorization: "Bearer nope" }],
+	])("refuses %s with 401, storing nothing", async (_name, headers) => {
+		const [init, fields] = registration(undefined, headers);
+		const response = await withSettings(settings, "/api/integrations/bg", init);
+		expect(response.status).toBe(401);
+		expect(await response.json()).toMatchObject({ success: false, error: expect.stringContaining("REGISTRATION_TOKEN") });
+		expect(await getEntry(env, fields)).toBeNull();
+	});
+
+	it.each([
+		["the registration token", "reg-token"],
+		["the admin token", "test-admin-token"],
+	])("accepts %s", async (_name, token) => {
+		const [init, fields] = registration(undefined, { authorization: `Bearer ${token}` });
+		expect((await withSettings(settings, "/api/integrations/bg", init)).status).toBe(200);
+		expect(await getEntry(env, fields)).not.toBeNull();
+	});
+});
+
+describe("MAX_PIECES_PER_SPACE", () => {
+	it("refuses a new piece in a full space with 409, but still re-registers its pieces", async () => {
+		const space = newSpace();
+		const existing = await Promise.all(Array.from({ length: 3 }, () => seedPiece({ space })));
+		const settings = { MAX_PIECES_PER_SPACE: "3" };
+		const [init, fields] = registration({ space, pieceId: newPieceId(), integration: "gmail" });
+		const refused = await withSettings(settings, "/api/integrations/bg", init);
+		expect(refused.status).toBe(409);
+		expect(await refused.json()).toMatchObject({ success: false, error: `space ${space} already has 3 pieces, the most one space may register (MAX_PIECES_PER_SPACE)` });
+		expect(await getEntry(env, fields)).toBeNull();
+
+		const [again] = registration({ space, pieceId: existing[0]!.pieceId, integration: "gmail" });
+		expect((await withSettings(settings, "/api/integrations/bg", again)).status).toBe(200);
+		// Another space is not affected.
+		const [other] = registration();
+		expect((await withSettings(settings, "/api/integrations/bg", other)).status).toBe(200);
+	});
+});
