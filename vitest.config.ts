@@ -12,31 +12,44 @@ const OPERATOR_PASS = "test operator pass";
 const SERVICE_DID = (await identityFromPassphrase(OPERATOR_PASS)).did;
 
 export default defineConfig({
-	plugins: [
-		cloudflareTest({
-			wrangler: { configPath: "./wrangler.toml" },
-			miniflare: {
-				// Test-only values: a short run timeout, which the `slow` example piece outlasts.
-				bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS },
-				serviceBindings: { RUNTIME: "reference-runtime" },
-				// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
-				outboundService: "reference-runtime",
-				workers: [
-					{
-						name: "reference-runtime",
-						modules: true,
-						scriptPath: REFERENCE_RUNTIME,
-						compatibilityDate: "2026-08-22",
-						bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: SERVICE_DID },
-					},
-				],
-			},
-		}),
-	],
 	test: {
-		include: ["test/**/*.test.ts"],
-		testTimeout: 20_000,
-		// The Worker logs a JSON line per event; show them only for a failing test.
-		silent: "passed-only",
+		projects: [
+			{
+				// The Worker, inside workerd with real local KV and Queues and the reference runtime.
+				plugins: [
+					cloudflareTest({
+						wrangler: { configPath: "./wrangler.toml" },
+						miniflare: {
+							// Test-only values: a short run timeout, which the `slow` example piece outlasts.
+							bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS },
+							serviceBindings: { RUNTIME: "reference-runtime" },
+							// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
+							outboundService: "reference-runtime",
+							workers: [
+								{
+									name: "reference-runtime",
+									modules: true,
+									scriptPath: REFERENCE_RUNTIME,
+									compatibilityDate: "2026-08-22",
+									bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: SERVICE_DID },
+								},
+							],
+						},
+					}),
+				],
+				test: {
+					name: "worker",
+					include: ["test/**/*.test.ts"],
+					exclude: ["test/node/**"],
+					testTimeout: 20_000,
+					// The Worker logs a JSON line per event; show them only for a failing test.
+					silent: "passed-only",
+				},
+			},
+			{
+				// The command-line tool, in Node, where it runs.
+				test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node", testTimeout: 20_000 },
+			},
+		],
 	},
 });

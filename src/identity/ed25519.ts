@@ -60,7 +60,7 @@ export async function identityFromSeed(seed: Uint8Array): Promise<Identity> {
 export async function identityFromPkcs8(pkcs8: Uint8Array): Promise<Identity> {
 	// Extractable once, only to read the public half (JWK `x`); the private key stays inside.
 	const extractable = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
-	const jwk = (await crypto.subtle.exportKey("jwk", extractable)) as JsonWebKey;
+	const jwk = (await crypto.subtle.exportKey("jwk", extractable)) as { x?: string };
 	const key = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
 	const did = didFromPublicKey(base64urlnopad.decode(jwk.x ?? ""));
 	return {

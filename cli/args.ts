@@ -1,0 +1,95 @@
+import { parseArgs } from "node:util";
+
+/** A mistake in how the command was called: printed with the usage, exit code 2. */
+export class UsageError extends Error {}
+
+/** The command line, parsed: the command, its positional arguments and the options. */
+export interface Invocation {
+	command: string;
+	args: string[];
+	url: string;
+	passphrase: string;
+	space?: string;
+	spaceName?: string;
+	piece?: string;
+	integration?: string;
+	limit?: string;
+	cursor?: string;
+	all: boolean;
+	help: boolean;
+}
+
+/** The Worker the CLI talks to unless --url says otherwise (`npm start`'s address). */
+export const DEFAULT_URL = "http://localhost:8787";
+
+/** The passphrase Common Fabric derives space DIDs from. */
+export const DEFAULT_SPACE_PASSPHRASE = "common user";
+
+/** Parses argv (without `node` and the script). */
+export function parseInvocation(argv: string[]): Invocation {
+	let parsed;
+	try {
+		parsed = parseArgs({
+			args: argv,
+			allowPositionals: true,
+			options: {
+				url: { type: "string" },
+				passphrase: { type: "string" },
+				space: { type: "string" },
+				"space-name": { type: "string" },
+				piece: { type: "string" },
+				integration: { type: "string" },
+				limit: { type: "string" },
+				cursor: { type: "string" },
+				all: { type: "boolean", default: false },
+				help: { type: "boolean", short: "h", default: false },
+			},
+		});
+	} catch (error) {
+		throw new UsageError((error as Error).message);
+	}
+	const { values, positionals } = parsed;
+	const [command = "help", ...args] = positionals;
+	return {
+		command,
+		args,
+		url: (values.url ?? DEFAULT_URL).replace(/\/+$/, ""),
+		passphrase: values.passphrase ?? DEFAULT_SPACE_PASSPHRASE,
+		space: values.space,
+		spaceName: values["space-name"],
+		piece: values.piece,
+		integration: values.integration,
+		limit: values.limit,
+		cursor: values.cursor,
+		all: values.all ?? false,
+		help: values.help ?? false,
+	};
+}
+
+/** What `npm run cli -- help` prints. */
+export const USAGE = `Usage: npm run cli -- <command> [arguments] [options]
+
+Commands:
+  space-did <name> [--passphrase P]      the DID of a space name, as Common Fabric derives it
+                                         (default passphrase "common user")
+  register --piece <id> --integration <name> (--space <did> | --space-name <name>)
+                                         register a piece (token: REGISTRATION_TOKEN, if the
+                                         Worker requires one)
+  status <space> <pieceId>               a piece's entry
+  list [--space <did>] [--limit N] [--cursor C] [--all]
+                                         list pieces (admin); --all follows every page
+  enable <space> <pieceId>               enable a piece (admin)
+  disable <space> <pieceId>              disable a piece (admin)
+  delete <space> <pieceId>               delete a piece (admin)
+  run <space> <pieceId>                  run a piece now (admin)
+  help                                   this text
+
+Options:
+  --url <url>     the scheduler Worker (default ${DEFAULT_URL})
+
+Environment:
+  ADMIN_TOKEN          bearer token for admin commands
+  REGISTRATION_TOKEN   bearer token for register, where the Worker requires one
+
+Exit codes: 0 done; 1 the Worker refused or failed (its error is printed); 2 wrong usage;
+3 the Worker could not be reached.`;
