@@ -8,7 +8,8 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { buildSync } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const env = process.env;
@@ -31,10 +32,17 @@ const workerVars = {
 };
 writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}="${envFileValue(k, v)}"`).join("\n") + "\n", { mode: 0o600 });
 
+// The reference runtime accepts runs signed by this scheduler's identity only, as a real
+// runtime should; the DID is derived by the Worker's own identity code.
+const identityModule = join(stateDir, "start", "identity.mjs");
+buildSync({ entryPoints: [join(root, "src", "identity", "ed25519.ts")], outfile: identityModule, bundle: true, platform: "node", format: "esm", logLevel: "error" });
+const { decodePkcs8, identityFromPassphrase, identityFromPkcs8, DEFAULT_OPERATOR_PASS } = await import(pathToFileURL(identityModule).href);
+const serviceDid = (env.IDENTITY ? await identityFromPkcs8(decodePkcs8(env.IDENTITY)) : await identityFromPassphrase(env.OPERATOR_PASS || DEFAULT_OPERATOR_PASS)).did;
+
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
 const children = [
-	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000)]),
+	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`]),
 	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--persist-to", ".wrangler/state", "--test-scheduled", "--env-file", envFile]),
 ];
 
@@ -43,6 +51,7 @@ console.log(`
   Background piece scheduler running on http://localhost:${port}
     runtime (reference harness)  http://localhost:${runtimePort}
     admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
+    service identity             ${serviceDid}${env.IDENTITY || env.OPERATOR_PASS ? "" : ' (default passphrase "implicit trust": development only)'}
     cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*'"}
 `);
 if (tickSeconds > 0) tickForever(tickSeconds * 1000);
