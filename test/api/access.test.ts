@@ -88,3 +88,18 @@ describe("MAX_PIECES_PER_SPACE", () => {
 		expect((await withSettings(settings, "/api/integrations/bg", other)).status).toBe(200);
 	});
 });
+
+describe("admin routes without a configured ADMIN_TOKEN", () => {
+	it.each([
+		["GET", "/api/integrations/bg"],
+		["PATCH", `/api/integrations/bg/${newSpace()}/${newPieceId()}`],
+		["DELETE", `/api/integrations/bg/${newSpace()}/${newPieceId()}`],
+		["POST", `/api/integrations/bg/${newSpace()}/${newPieceId()}/run`],
+	])("%s %s refuses everything with 503, never falls open", async (method, path) => {
+		for (const authorization of [undefined, "Bearer ", "Bearer undefined", "Bearer test-admin-token"]) {
+			const response = await withSettings({ ADMIN_TOKEN: undefined }, path, { method, headers: authorization ? { authorization } : {}, body: method === "PATCH" ? '{"enabled":false}' : undefined });
+			expect(response.status).toBe(503);
+			expect(await response.json()).toEqual({ success: false, error: "admin API disabled: set the ADMIN_TOKEN secret" });
+		}
+	});
+});
