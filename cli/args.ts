@@ -50,10 +50,12 @@ export function parseInvocation(argv: string[]): Invocation {
 	}
 	const { values, positionals } = parsed;
 	const [command = "help", ...args] = positionals;
+	const url = URL.parse(values.url ?? DEFAULT_URL);
+	if (!url || !/^https?:$/.test(url.protocol)) throw new UsageError(`--url must be an http(s) URL, not "${values.url}"`);
 	return {
 		command,
 		args,
-		url: (values.url ?? DEFAULT_URL).replace(/\/+$/, ""),
+		url: url.href.replace(/\/+$/, ""),
 		passphrase: values.passphrase ?? DEFAULT_SPACE_PASSPHRASE,
 		space: values.space,
 		spaceName: values["space-name"],
@@ -71,8 +73,7 @@ export const USAGE = `Usage: npm run cli -- <command> [arguments] [options]
 
 Commands:
   space-did <name> [--passphrase P]      the DID of a space name, as Common Fabric derives it
-                                         (default passphrase "common user")
-  register --piece <id> --integration <name> (--space <did> | --space-name <name>)
+  register --piece <id> --integration <name> (--space <did> | --space-name <name> [--passphrase P])
                                          register a piece (token: REGISTRATION_TOKEN, if the
                                          Worker requires one)
   status <space> <pieceId>               a piece's entry
@@ -85,7 +86,8 @@ Commands:
   help                                   this text
 
 Options:
-  --url <url>     the scheduler Worker (default ${DEFAULT_URL})
+  --url <url>          the scheduler Worker (default ${DEFAULT_URL})
+  --passphrase <p>     what space DIDs derive from (default "${DEFAULT_SPACE_PASSPHRASE}")
 
 Environment:
   ADMIN_TOKEN          bearer token for admin commands

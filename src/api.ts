@@ -1,5 +1,5 @@
 import { AutoRouter, type IRequest } from "itty-router";
-import { corsFor, requireRegistrant } from "./api/access";
+import { corsFor, requireRegistrant, withCors } from "./api/access";
 import { requireAdmin } from "./api/auth";
 import { errorResponse, notFound } from "./api/errors";
 import { health } from "./api/health";
@@ -16,7 +16,7 @@ const PIECE = "/api/integrations/bg/:space/:pieceId";
 export const api = AutoRouter<IRequest, Args>({
 	// CORS for the origins ALLOWED_ORIGINS names (default any): preflights answered here.
 	before: [(request: IRequest, env: Env) => corsFor(env).preflight(request)],
-	finally: [(response: Response, request: IRequest, env: Env) => corsFor(env).corsify(response, request)],
+	finally: [withCors],
 	catch: errorResponse,
 	missing: notFound,
 })

@@ -35,6 +35,7 @@ function seenBefore(key: string): boolean {
 }
 
 async function run(request: Request, env: RuntimeEnv): Promise<Response> {
+	// Empty ALLOWED_SIGNERS allows no one: a runtime must name the scheduler it serves.
 	const allowedSigners = (env.ALLOWED_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 	const verified = await verifyRunRequest(request, { allowedSigners, seenBefore });
 	if (!verified.ok) {

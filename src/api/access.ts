@@ -11,8 +11,10 @@ export const DEFAULT_MAX_PIECES_PER_SPACE = 1000;
 
 /** The origins ALLOWED_ORIGINS names (comma-separated), or "*" for any (the default). */
 export function allowedOrigins(env: Pick<Env, "ALLOWED_ORIGINS">): "*" | string[] {
-	const list = (env.ALLOWED_ORIGINS ?? "*").split(",").map((origin) => origin.trim().replace(/\/+$/, "")).filter(Boolean);
-	return list.length === 0 || list.includes("*") ? "*" : list;
+	const list = (env.ALLOWED_ORIGINS ?? "*").split(",").map((origin) => origin.trim()).filter(Boolean);
+	if (list.length === 0 || list.includes("*")) return "*";
+	// As a browser sends it: scheme, host and port, lower-case, no path or trailing slash.
+	return list.map((origin) => URL.parse(origin)?.origin ?? origin);
 }
 
 const corsByConfig = new Map<string, ReturnType<typeof cors>>();
@@ -35,6 +37,16 @@ export function corsFor(env: Pick<Env, "ALLOWED_ORIGINS">): ReturnType<typeof co
 		corsByConfig.set(key, pair);
 	}
 	return pair;
+}
+
+/**
+ * Adds the CORS headers to a response. With a list of origins the answer depends on the
+ * request's Origin, so it says `Vary: Origin` and no cache serves one origin's answer to another.
+ */
+export function withCors(response: Response, request: IRequest, env: Pick<Env, "ALLOWED_ORIGINS">): Response {
+	const answer = corsFor(env).corsify(response, request);
+	if (allowedOrigins(env) !== "*") answer.headers.append("vary", "Origin");
+	return answer;
 }
 
 /**

@@ -1,8 +1,12 @@
+import { DEFAULT_OPERATOR_PASS } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
 import { PERIOD_MS } from "../policy/schedule";
 import { getLastTick, type TickSummary } from "../registry/store";
 import { runtimeTarget, runTimeoutMs } from "../runtime/client";
+
+/** Hosts where plain http is fine: this machine. */
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /**
  * `GET /api/health`: always 200 while the Worker answers; `status` says whether it can do
@@ -14,6 +18,14 @@ export async function health(_request: Request, env: Env) {
 	const problems: string[] = [];
 	const target = runtimeTarget(env);
 	if (target.kind === "none") problems.push(target.problem);
+	// Plain HTTP to a remote runtime lets anyone on the path read, replay (within the skew
+	// window) and answer runs, and forged failures can disable pieces.
+	if (target.kind === "url" && target.url.protocol === "http:" && !LOCAL_HOSTS.has(target.url.hostname)) {
+		problems.push("PIECE_RUNTIME_URL uses plain http to a remote host: use https");
+	}
+	if (!env.IDENTITY && (!env.OPERATOR_PASS || env.OPERATOR_PASS === DEFAULT_OPERATOR_PASS)) {
+		problems.push(`signing with the default passphrase "${DEFAULT_OPERATOR_PASS}", which anyone can reproduce: set IDENTITY or OPERATOR_PASS`);
+	}
 	let did: string | null = null;
 	try {
 		did = (await serviceIdentity(env)).did;

@@ -1,22 +1,35 @@
 import { base64urlnopad } from "@scure/base";
 import { publicKeyFromDid } from "../identity/ed25519";
+import { readUpTo } from "../util/stream";
 import { HEADERS, PROTOCOL_VERSION, canonicalString, utf8, type RunRequestBody } from "./protocol";
 
 /** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
 export interface VerifyOptions {
-	/** did:keys allowed to dispatch runs; empty or absent = any valid signer (development only). */
-	allowedSigners?: readonly string[];
-	/** Largest accepted distance between the signed timestamp and now; default 5 minutes. */
-	maxSkewMs?: number;
-	/** The verifier's clock, in ms; default `Date.now()`. */
-	now?: number;
+	/**
+	 * did:keys allowed to dispatch runs: the scheduler's (its `GET /api/health` shows it). An
+	 * empty list refuses everyone, unless `allowAnySigner` says otherwise.
+	 */
+	allowedSigners: readonly string[];
+	/** Accept any valid signature, whoever signed it: for development only. */
+	allowAnySigner?: boolean;
 	/**
 	 * Called once per verified request with its replay key (`<runId>#<attempt>`, both fixed by
 	 * the signed body); returns true if that key was seen before, which refuses the request.
 	 * A redelivery is a new attempt, so it passes; a captured request sent again does not.
+	 * Keep keys for at least twice `maxSkewMs`. (Pass `() => false` to opt out, knowingly.)
 	 */
-	seenBefore?: (replayKey: string) => boolean | Promise<boolean>;
+	seenBefore: (replayKey: string) => boolean | Promise<boolean>;
+	/** Largest accepted distance between the signed timestamp and now; default 5 minutes. */
+	maxSkewMs?: number;
+	/** The verifier's clock, in ms; default `Date.now()`. */
+	now?: number;
 }
+
+/** The largest body read: a run request is a few hundred bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** An Ed25519 signature is 64 bytes. */
+const SIGNATURE_BYTES = 64;
 
 /**
  * A verified request, or why it was refused. Every refusal is 401, which the scheduler takes
@@ -29,11 +42,12 @@ export type Verification = { ok: true; signer: string; body: RunRequestBody } | 
 export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
 
 /**
- * Verifies a signed run request: protocol version, signature over the canonical string,
- * signer allow-list, clock skew, and (if `seenBefore` is given) replay of the runId.
- * Reads the request body; pass a clone if you need it again.
+ * Verifies a signed run request: protocol version, signer allow-list, clock skew, signature
+ * over the canonical string, and replay of the runId. Never throws for anything a caller
+ * sends: every refusal is a 401 Verification. Reads the request body (at most 64 KB); pass a
+ * clone if you need it again.
  */
-export async function verifyRunRequest(request: Request, options: VerifyOptions = {}): Promise<Verification> {
+export async function verifyRunRequest(request: Request, options: VerifyOptions): Promise<Verification> {
 	const refuse = (error: string): Verification => ({ ok: false, status: 401, error });
 	const version = request.headers.get(HEADERS.version);
 	const signer = request.headers.get(HEADERS.signer);
@@ -41,7 +55,7 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions 
 	const signature = request.headers.get(HEADERS.signature);
 	if (!signer || !timestamp || !signature) return refuse("unsigned request");
 	if (version !== PROTOCOL_VERSION) return refuse(`unsupported protocol version ${version ?? "(none)"}`);
-	if (options.allowedSigners?.length && !options.allowedSigners.includes(signer)) return refuse("signer not allowed");
+	if (!options.allowAnySigner && !options.allowedSigners.includes(signer)) return refuse("signer not allowed");
 	const publicKey = publicKeyFromDid(signer);
 	if (!publicKey) return refuse("signer is not an Ed25519 did:key");
 	const signedAt = Number(timestamp);
@@ -54,10 +68,17 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions 
 	} catch {
 		return refuse("malformed signature");
 	}
-	const body = new Uint8Array(await request.arrayBuffer());
+	if (signatureBytes.length !== SIGNATURE_BYTES) return refuse("malformed signature");
+	const { bytes: body, truncated } = await readUpTo(request.body, MAX_REQUEST_BYTES);
+	if (truncated) return refuse("body too large");
 	const canonical = await canonicalString(request.method, new URL(request.url).pathname, timestamp, body);
-	const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
-	if (!(await crypto.subtle.verify("Ed25519", key, signatureBytes, utf8(canonical)))) return refuse("bad signature");
+	try {
+		const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+		if (!(await crypto.subtle.verify("Ed25519", key, signatureBytes, utf8(canonical)))) return refuse("bad signature");
+	} catch {
+		// A public key that is not a curve point, or any other refusal by Web Crypto.
+		return refuse("bad signature");
+	}
 
 	let parsed: RunRequestBody;
 	try {
@@ -68,6 +89,6 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions 
 	if (!parsed || typeof parsed.runId !== "string" || typeof parsed.space !== "string" || typeof parsed.pieceId !== "string" || !Number.isInteger(parsed.attempt)) {
 		return refuse("body lacks space, pieceId, runId or attempt");
 	}
-	if (options.seenBefore && (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`))) return refuse("replayed runId");
+	if (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`)) return refuse("replayed runId");
 	return { ok: true, signer, body: parsed };
 }

@@ -40,6 +40,14 @@ describe("ALLOWED_ORIGINS", () => {
 		expect((await preflight("https://evil.example.com")).headers.get("access-control-allow-origin")).toBeNull();
 	});
 
+	it("says Vary: Origin, and matches origins as browsers send them (case, trailing slash)", async () => {
+		const [init] = registration(undefined, { origin: "https://app.example.org" });
+		const response = await withSettings({ ALLOWED_ORIGINS: "https://App.Example.org/" }, "/api/integrations/bg", init);
+		expect(response.status).toBe(200);
+		expect(response.headers.get("access-control-allow-origin")).toBe("https://app.example.org");
+		expect(response.headers.get("vary")).toContain("Origin");
+	});
+
 	it("still serves callers without an Origin (curl, other services)", async () => {
 		const [init] = registration();
 		expect((await withSettings(settings, "/api/integrations/bg", init)).status).toBe(200);
@@ -101,5 +109,24 @@ describe("admin routes without a configured ADMIN_TOKEN", () => {
 			expect(response.status).toBe(503);
 			expect(await response.json()).toEqual({ success: false, error: "admin API disabled: set the ADMIN_TOKEN secret" });
 		}
+	});
+});
+
+describe("health names insecure settings", () => {
+	async function problems(settings: Partial<Env>): Promise<string[]> {
+		return ((await (await withSettings(settings, "/api/health")).json()) as { problems: string[] }).problems;
+	}
+
+	it("the default passphrase", async () => {
+		for (const OPERATOR_PASS of [undefined, "implicit trust"]) {
+			expect((await problems({ OPERATOR_PASS })).join(" ")).toContain('signing with the default passphrase "implicit trust"');
+		}
+		expect(await problems({})).toEqual([]);
+	});
+
+	it("plain http to a remote runtime, but not to this machine", async () => {
+		expect(await problems({ RUNTIME: undefined, PIECE_RUNTIME_URL: "http://runner.example/v1/run" })).toEqual(["PIECE_RUNTIME_URL uses plain http to a remote host: use https"]);
+		expect(await problems({ RUNTIME: undefined, PIECE_RUNTIME_URL: "http://127.0.0.1:8788/v1/run" })).toEqual([]);
+		expect(await problems({ RUNTIME: undefined, PIECE_RUNTIME_URL: "https://runner.example/v1/run" })).toEqual([]);
 	});
 });

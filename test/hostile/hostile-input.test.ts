@@ -1,11 +1,16 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { PieceEntry } from "../../src/registry/entry";
+import { getEntry } from "../../src/registry/store";
 import { listAll } from "../api/client";
 import { admin, call, newPieceId, newSpace, piecePath, seedPiece } from "../helpers";
 import { HOSTILE_SEGMENTS, hostileRegistrations } from "./corpus";
 
-/** Every key in the registry, as the admin list shows it. */
-async function registryKeys(): Promise<string[]> {
-	return (await listAll()).map((piece) => `${piece.space}/${piece.pieceId}`).sort();
+/** The whole registry as the admin list shows it (every field of every summary), plus the full entries named. */
+async function registrySnapshot(...pieces: PieceEntry[]): Promise<string> {
+	const listed = (await listAll()).map((piece) => JSON.stringify(piece)).sort();
+	const entries = await Promise.all(pieces.map((piece) => getEntry(env, piece)));
+	return JSON.stringify({ listed, entries });
 }
 
 /** Asserts a refusal: a 4xx with a JSON `{success: false, error}` that says something. */
@@ -19,8 +24,8 @@ async function expectRefusal(response: Response, what: string): Promise<void> {
 
 describe("hostile input: every refusal is a 4xx with a message, and nothing changes", () => {
 	it("refuses a corpus of at least 300 malformed registration bodies", async () => {
-		await seedPiece();
-		const before = await registryKeys();
+		const seeded = await seedPiece();
+		const before = await registrySnapshot(seeded);
 		const corpus = hostileRegistrations();
 		expect(corpus.length).toBeGreaterThanOrEqual(300);
 		const statuses = new Map<number, number>();
@@ -30,7 +35,7 @@ describe("hostile input: every refusal is a 4xx with a message, and nothing chan
 			statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
 			await expectRefusal(response, name);
 		}
-		expect(await registryKeys()).toEqual(before);
+		expect(await registrySnapshot(seeded)).toEqual(before);
 		// Both the validation (400) and the size limit (413) were reached.
 		expect(statuses.get(400)).toBeGreaterThan(250);
 		expect(statuses.get(413)).toBeGreaterThan(0);
@@ -38,12 +43,12 @@ describe("hostile input: every refusal is a 4xx with a message, and nothing chan
 
 	it("refuses malformed path parameters on every route", async () => {
 		const piece = await seedPiece();
-		const before = await registryKeys();
+		const before = await registrySnapshot(piece);
 		const space = newSpace();
 		const pieceId = newPieceId();
 		let tried = 0;
 		for (const segment of HOSTILE_SEGMENTS) {
-			for (const path of [piecePath(segment, pieceId), piecePath(space, segment), piecePath(segment, segment), piecePath(piece.space, segment)]) {
+			for (const path of [piecePath(segment, pieceId), piecePath(segment, piece.pieceId), piecePath(space, segment), piecePath(segment, segment), piecePath(piece.space, segment)]) {
 				const routes: [string, RequestInit, boolean][] = [
 					[path, { method: "GET" }, false],
 					[path, { method: "PATCH", body: '{"enabled":false}' }, true],
@@ -58,7 +63,7 @@ describe("hostile input: every refusal is a 4xx with a message, and nothing chan
 			}
 		}
 		expect(tried).toBeGreaterThanOrEqual(300);
-		expect(await registryKeys()).toEqual(before);
+		expect(await registrySnapshot(piece)).toEqual(before);
 	});
 
 	it("refuses malformed list queries", async () => {

@@ -3,7 +3,6 @@ import { createHash, createPrivateKey, createPublicKey, sign } from "node:crypto
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
-import { base58 } from "@scure/base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const exec = promisify(execFile);
@@ -26,9 +25,25 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
 const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 const keyOfSeed = (seed: Buffer) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest();
+/** base58btc (Bitcoin alphabet), written here rather than taken from the library the code uses. */
+function base58(bytes: Buffer): string {
+	const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	let n = BigInt(`0x${bytes.toString("hex") || "0"}`);
+	let out = "";
+	while (n > 0n) {
+		out = alphabet[Number(n % 58n)] + out;
+		n /= 58n;
+	}
+	for (const byte of bytes) {
+		if (byte !== 0) break;
+		out = `1${out}`;
+	}
+	return out;
+}
+
 function didOf(key: ReturnType<typeof createPrivateKey>): string {
 	const publicKey = Buffer.from(createPublicKey(key).export({ format: "jwk" }).x!, "base64url");
-	return `did:key:z${base58.encode(Buffer.concat([Buffer.from([0xed, 0x01]), publicKey]))}`;
+	return `did:key:z${base58(Buffer.concat([Buffer.from([0xed, 0x01]), publicKey]))}`;
 }
 function expectedSpaceDid(name: string, passphrase = "common user"): string {
 	const root = keyOfSeed(sha256(passphrase));
@@ -41,6 +56,10 @@ describe("space-did: the DID of a space name, as Common Fabric derives it", () =
 		expect(result.code).toBe(0);
 		expect(result.stdout.trim()).toBe(expectedSpaceDid(name));
 		expect(result.stdout.trim()).toMatch(/^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$/);
+	});
+
+	it("gives the DID an independent Python implementation computed for a known name", async () => {
+		expect((await cli(["space-did", "my space"])).stdout.trim()).toBe("did:key:z6Mkm5EjoZz51YUD7PyVpBwaFtLBKabNCPGkpMy8X5wcqp5a");
 	});
 
 	it("takes another passphrase", async () => {
@@ -120,6 +139,14 @@ describe("Worker commands", () => {
 		const noToken = await cli(["list", "--url", url]);
 		expect(noToken.code).toBe(2);
 		expect(noToken.stderr).toContain("set ADMIN_TOKEN");
+	});
+
+	it("exit 2 for a --url that is not an http(s) URL", async () => {
+		for (const bad of ["notaurl", "ftp://host", ""]) {
+			const result = await cli(["status", SPACE, PIECE, "--url", bad]);
+			expect(result.code, bad).toBe(2);
+			expect(result.stderr).toContain("--url must be an http(s) URL");
+		}
 	});
 
 	it("exit 3 when the Worker cannot be reached", async () => {

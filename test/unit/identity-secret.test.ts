@@ -4,7 +4,9 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { api } from "../../src/api";
 import { handleMessage } from "../../src/consumer";
-import { identityFromPkcs8 } from "../../src/identity/ed25519";
+import { identityFromPassphrase, identityFromPkcs8 } from "../../src/identity/ed25519";
+import { runPiece } from "../../src/runtime/client";
+import { verifyRunRequest } from "../../src/runtime/verify";
 import { tickMessage } from "../../src/messages";
 import { getEntry } from "../../src/registry/store";
 import { T0, seedPiece } from "../helpers";
@@ -28,6 +30,16 @@ describe("IDENTITY: the service key as a secret", () => {
 		const key = await newKey();
 		const answer = (await (await health({ IDENTITY: key[form] })).json()) as { did: string };
 		expect(answer.did).toBe(key.did);
+
+		// The run request itself verifies against that key, and only that key.
+		let captured: Request | undefined;
+		const capture = { fetch: async (url: string | URL, init?: RequestInit) => ((captured = new Request(url, init)), new Response("{}", { status: 200 })) } as unknown as Fetcher;
+		const piece = await seedPiece();
+		await runPiece({ ...env, IDENTITY: key[form], RUNTIME: capture }, tickMessage(piece, T0), 1);
+		const verified = await verifyRunRequest(captured!.clone(), { allowedSigners: [key.did], seenBefore: () => false });
+		expect(verified).toMatchObject({ ok: true, signer: key.did });
+		const service = (await identityFromPassphrase(env.OPERATOR_PASS!)).did;
+		expect(await verifyRunRequest(captured!, { allowedSigners: [service], seenBefore: () => false })).toMatchObject({ ok: false, error: "signer not allowed" });
 	});
 
 	it("never shows the key in a response, an error or a log", async () => {

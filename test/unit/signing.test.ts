@@ -139,7 +139,31 @@ describe("signed run requests", () => {
 		return new Request(change.url ?? URL_.href, { method: change.method ?? "POST", headers, body: change.body ?? text });
 	}
 
-	const verify = (request: Request, options: VerifyOptions = {}) => verifyRunRequest(request, { now: NOW, ...options });
+	/** Verifies with any signer allowed and no replay memory, unless the test sets them. */
+	const verify = (request: Request, options: Partial<VerifyOptions> = {}) =>
+		verifyRunRequest(request, { now: NOW, allowedSigners: [], allowAnySigner: !options.allowedSigners, seenBefore: () => false, ...options });
+
+	it.each([
+		["3 bytes", "AAAA"],
+		["65 bytes", "A".repeat(87)],
+		["empty after decoding", "A"],
+	])("refuses a signature of the wrong length (%s) with 401 rather than throwing", async (_name, signature) => {
+		const identity = await identityFromPassphrase("signer");
+		const result = await verify(await signed(identity, body(), { headers: { [HEADERS.signature]: signature } }), { allowedSigners: [identity.did] });
+		expect(result).toMatchObject({ ok: false, status: 401, error: "malformed signature" });
+	});
+
+	it("refuses everyone with an empty allow-list, unless any signer is explicitly allowed", async () => {
+		const identity = await identityFromPassphrase("signer");
+		expect(await verify(await signed(identity), { allowedSigners: [] })).toMatchObject({ ok: false, error: "signer not allowed" });
+		expect((await verify(await signed(identity), { allowedSigners: [], allowAnySigner: true })).ok).toBe(true);
+	});
+
+	it("refuses a body over 64 KB without reading it all", async () => {
+		const identity = await identityFromPassphrase("signer");
+		const huge = JSON.stringify({ ...body(), padding: "x".repeat(70_000) });
+		expect(await verify(await signed(identity, huge))).toMatchObject({ ok: false, error: "body too large" });
+	});
 
 	it("signs with every protocol header", async () => {
 		const identity = await identityFromPassphrase("signer");
