@@ -21,7 +21,8 @@ export default defineConfig({
 						wrangler: { configPath: "./wrangler.toml" },
 						miniflare: {
 							// Test-only values: a short run timeout, which the `slow` example piece outlasts.
-							bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", OPERATOR_PASS },
+							// Runs are not spread over the minute here (tests wait for them); the spread is tested on its own.
+							bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", SPREAD_SECONDS: "0", OPERATOR_PASS },
 							serviceBindings: { RUNTIME: "reference-runtime" },
 							// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
 							outboundService: "reference-runtime",

@@ -1,6 +1,6 @@
 import { logError } from "./log";
 import { tickMessage } from "./messages";
-import { isDue } from "./policy/schedule";
+import { isDue, phaseSeconds, spreadSeconds } from "./policy/schedule";
 import { KV_LIST_LIMIT, listPieces, type TickSummary } from "./registry/store";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
@@ -8,7 +8,7 @@ import { pacer, realClock, type Clock } from "./util/pace";
 import { utf8Length } from "./util/text";
 
 /** The bindings the fan-out needs. */
-export type FanoutEnv = Pick<Env, "REGISTRY" | "RUNS">;
+export type FanoutEnv = Pick<Env, "REGISTRY" | "RUNS"> & Partial<Pick<Env, "SPREAD_SECONDS">>;
 
 /** Queues take at most 100 messages per sendBatch. */
 export const SEND_BATCH_MAX_MESSAGES = 100;
@@ -44,13 +44,15 @@ const SUBREQUESTS_PER_PAGE = 1 + Math.ceil(KV_LIST_LIMIT / SEND_BATCH_MAX_MESSAG
 /**
  * The fan-out of one tick: lists the registry page by page (never holding more than one
  * page, so memory stays flat far below the 128 MB isolate limit), and sends one message per
- * enabled piece that is due at `tickTime`, paced below the queue's 5,000 messages per second.
+ * enabled piece that is due at `tickTime`, paced below the queue's 5,000 messages per second
+ * and delayed by the piece's phase (SPREAD_SECONDS) so the runs spread over the minute.
  * Pieces whose send fails stay due, so the next tick dispatches them. CPU per piece is a
  * metadata check and a small JSON object, well inside the cron's 30 s CPU limit per tick.
  */
 export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLimits = PLATFORM_LIMITS, clock: Clock = realClock): Promise<Omit<TickSummary, "ms">> {
 	const summary = { scheduledTime: tickTime, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 0, sendCalls: 0 };
 	const pace = pacer(limits.maxMessagesPerSecond, clock);
+	const spread = spreadSeconds(env.SPREAD_SECONDS);
 	let cursor: string | undefined;
 	do {
 		if (summary.listCalls >= limits.maxListCalls || summary.listCalls + summary.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
@@ -68,7 +70,8 @@ export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLim
 			await pace(batch.length);
 			summary.sendCalls++;
 			try {
-				await env.RUNS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
+				// Each run is delayed by its piece's phase (≤ 59 s, far below the queue's 24 h limit).
+				await env.RUNS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const, delaySeconds: phaseSeconds(body, spread) })));
 				summary.dispatched += batch.length;
 			} catch (error) {
 				summary.failed += batch.length;

@@ -7,9 +7,12 @@ import type { RunMessage } from "../src/schema";
  */
 export function recordingQueue(options: { failCalls?: number[] } = {}) {
 	const sent: RunMessage[] = [];
+	const delays: (number | undefined)[] = [];
 	let calls = 0;
 	const queue = {
 		sent,
+		/** The delaySeconds each message was sent with, in the order of `sent`. */
+		delays,
 		get calls() {
 			return calls;
 		},
@@ -24,6 +27,7 @@ export function recordingQueue(options: { failCalls?: number[] } = {}) {
 			if (bytes > 256 * 1024) throw new Error(`sendBatch of ${bytes} bytes: the limit is 256 KB`);
 			if (options.failCalls?.includes(index)) throw new Error("injected send failure");
 			sent.push(...batch.map((m) => m.body));
+			delays.push(...batch.map((m) => m.delaySeconds));
 		},
 	};
 	return queue;

@@ -29,6 +29,32 @@ export function nextRunAfterFailure(scheduledTime: number, failures: number): nu
 	return scheduledTime + PERIOD_MS * (failures + 1);
 }
 
+/** Default spread of a tick's runs: over the first 50 s of the minute, leaving 10 s spare. */
+export const DEFAULT_SPREAD_SECONDS = 50;
+
+/** The spread from SPREAD_SECONDS: 0 (no spreading) to 59, else the default. */
+export function spreadSeconds(value: string | undefined): number {
+	const seconds = Number(value);
+	return value !== undefined && value !== "" && Number.isInteger(seconds) && seconds >= 0 && seconds < 60 ? seconds : DEFAULT_SPREAD_SECONDS;
+}
+
+/**
+ * A piece's stable phase within the minute, in whole seconds below `spread`: its tick's
+ * message is delivered that long after the tick, so the runtime sees a steady rate instead of
+ * a burst at :00, and each piece keeps a steady 60 s period. FNV-1a over the piece's key
+ * spreads pieces evenly and never changes for a piece.
+ */
+export function phaseSeconds(piece: { space: string; pieceId: string }, spread: number): number {
+	if (spread <= 0) return 0;
+	let hash = 0x811c9dc5;
+	const key = `${piece.space}/${piece.pieceId}`;
+	for (let i = 0; i < key.length; i++) {
+		hash ^= key.charCodeAt(i);
+		hash = Math.imul(hash, 0x01000193);
+	}
+	return (hash >>> 0) % spread;
+}
+
 /** What a run changed, for logs. */
 export type RunEvent = "success" | "failure" | "disabled" | "unavailable";
 

@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { PLATFORM_LIMITS, fanOut } from "../../src/fanout";
 import worker from "../../src/index";
-import { PERIOD_MS } from "../../src/policy/schedule";
+import { PERIOD_MS, phaseSeconds } from "../../src/policy/schedule";
 import { getEntry, getLastTick } from "../../src/registry/store";
-import { T0, eventually, fireTick, runCount, seedPiece } from "../helpers";
+import { T0, eventually, fireTick, newSpace, runCount, seedPiece } from "../helpers";
 import { recordingQueue } from "../recording-queue";
 
 beforeEach(() => reset());
@@ -104,5 +104,39 @@ describe("fan-out within one invocation's budget", () => {
 		expect(summary.dispatched).toBe(1_000);
 		// 1,000 messages at 300 a second: three full seconds of waiting.
 		expect(sleeps.reduce((a, b) => a + b, 0)).toBe(3_000);
+	});
+});
+
+describe("load spreading", () => {
+	it("delays each piece's run by its stable phase, the same every tick", async () => {
+		const pieces = await seedMany(300, () => ({}));
+		const first = recordingQueue();
+		const second = recordingQueue();
+		const spreadEnv = { REGISTRY: env.REGISTRY, SPREAD_SECONDS: "50" };
+		await fanOut({ ...spreadEnv, RUNS: first as unknown as Queue }, T0);
+		await fanOut({ ...spreadEnv, RUNS: second as unknown as Queue }, T0 + PERIOD_MS);
+		const delayOf = (queue: ReturnType<typeof recordingQueue>) => new Map(queue.sent.map((m, i) => [`${m.space}/${m.pieceId}`, queue.delays[i]]));
+		const a = delayOf(first);
+		const b = delayOf(second);
+		expect(a.size).toBe(300);
+		for (const piece of pieces) {
+			const key = `${piece.space}/${piece.pieceId}`;
+			expect(a.get(key)).toBe(phaseSeconds(piece, 50));
+			expect(b.get(key)).toBe(a.get(key));
+			expect(a.get(key)).toBeGreaterThanOrEqual(0);
+			expect(a.get(key)).toBeLessThan(50);
+		}
+		// Without spreading, every run goes at once.
+		const flat = recordingQueue();
+		await fanOut({ REGISTRY: env.REGISTRY, SPREAD_SECONDS: "0", RUNS: flat as unknown as Queue }, T0 + 2 * PERIOD_MS);
+		expect(new Set(flat.delays)).toEqual(new Set([0]));
+	});
+
+	it("spreads 100,000 pieces evenly over the seconds (peak/mean ≤ 1.1)", () => {
+		const perSecond = new Array<number>(50).fill(0);
+		for (let i = 0; i < 100_000; i++) perSecond[phaseSeconds({ space: newSpace(), pieceId: `fid1:${i.toString(36).padStart(43, "x")}` }, 50)]!++;
+		const mean = 100_000 / 50;
+		expect(Math.max(...perSecond) / mean).toBeLessThanOrEqual(1.1);
+		expect(Math.min(...perSecond) / mean).toBeGreaterThanOrEqual(0.9);
 	});
 });

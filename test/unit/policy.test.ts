@@ -3,7 +3,7 @@ import { groupByPiece } from "../../src/consumer";
 import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/fanout";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type Outcome } from "../../src/policy/outcome";
-import { MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, withEnabled, type RunContext } from "../../src/policy/schedule";
+import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { PIECE_PREFIX, parsePieceKey, pieceKey, piecePrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
@@ -603,5 +603,13 @@ describe("KV key length", () => {
 		expect(new TextEncoder().encode(pieceKey({ space, pieceId })).length).toBeLessThanOrEqual(512);
 		// One character more is refused, so no longer key can be built.
 		expect(registrationSchema.safeParse({ space: `${space}z`, pieceId, integration: "x" }).success).toBe(false);
+	});
+});
+
+describe("spreadSeconds", () => {
+	it("takes 0 to 59 whole seconds and falls back to the default otherwise", () => {
+		expect(spreadSeconds("0")).toBe(0);
+		expect(spreadSeconds("59")).toBe(59);
+		for (const bad of [undefined, "", "60", "-1", "1.5", "abc"]) expect(spreadSeconds(bad)).toBe(DEFAULT_SPREAD_SECONDS);
 	});
 });
