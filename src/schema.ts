@@ -45,7 +45,6 @@ export const registrationSchema = z.object(
 	{ space: spaceSchema, pieceId: pieceIdSchema, integration: integrationSchema },
 	{ error: "body must be a JSON object" },
 );
-export type Registration = z.output<typeof registrationSchema>;
 
 /** The path parameters naming one piece. */
 export const pieceRefSchema = z.object({ space: spaceSchema, pieceId: pieceIdSchema });
