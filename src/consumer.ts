@@ -5,6 +5,7 @@ import { KV_WRITE_INTERVAL_MS, getEntry, putEntry } from "./registry/store";
 import { runPiece } from "./runtime/client";
 import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
+import { realClock } from "./util/pace";
 
 /** The bindings the consumer needs. */
 export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS">;
@@ -145,7 +146,7 @@ function dropReason(entry: PieceEntry | null, message: RunMessage): string | nul
 
 async function pauseUntil(time: number): Promise<void> {
 	const wait = time - Date.now();
-	if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+	if (wait > 0) await realClock.sleep(wait);
 }
 
 function changed(a: PieceEntry, b: PieceEntry): boolean {

@@ -1,6 +1,6 @@
 import { cors, type IRequest } from "itty-router";
 import { countPieces } from "../registry/store";
-import { sameSecret } from "./auth";
+import { bearerToken, sameSecret } from "./auth";
 import { StatusError } from "./errors";
 
 /** The bindings that steer who may call the API. */
@@ -60,7 +60,7 @@ export async function requireRegistrant(request: IRequest, env: AccessEnv): Prom
 	const origin = request.headers.get("origin");
 	if (origin && origins !== "*" && !origins.includes(origin)) throw new StatusError(403, `origin ${origin} may not register pieces (ALLOWED_ORIGINS)`);
 	if (!env.REGISTRATION_TOKEN) return;
-	const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+	const token = bearerToken(request);
 	const allowed = token && ((await sameSecret(token, env.REGISTRATION_TOKEN)) || (env.ADMIN_TOKEN && (await sameSecret(token, env.ADMIN_TOKEN))));
 	if (!allowed) throw new StatusError(401, "registration needs a token here (Authorization: Bearer <REGISTRATION_TOKEN>)");
 }

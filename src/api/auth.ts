@@ -9,10 +9,15 @@ const encoder = new TextEncoder();
  */
 export async function requireAdmin(request: Request, env: Pick<Env, "ADMIN_TOKEN">): Promise<void> {
 	if (!env.ADMIN_TOKEN) throw new StatusError(503, "admin API disabled: set the ADMIN_TOKEN secret");
-	const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");
-	if (!match?.[1] || !(await sameSecret(match[1], env.ADMIN_TOKEN))) {
+	const token = bearerToken(request);
+	if (!token || !(await sameSecret(token, env.ADMIN_TOKEN))) {
 		throw new StatusError(401, "missing or wrong admin token (Authorization: Bearer <ADMIN_TOKEN>)");
 	}
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(request: Request): string | undefined {
+	return /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
 }
 
 /** Whether two secrets are equal, compared in constant time over their SHA-256 digests. */
