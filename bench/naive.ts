@@ -55,6 +55,7 @@ export async function naiveQueue(batch: MessageBatch<unknown>, env: Pick<Env, "R
 		const entry = await getEntry(env, body);
 		if (!entry) return message.ack();
 		const { outcome, durationMs } = await runPiece(env, body, message.attempts);
+		if (outcome.kind === "duplicate") return message.ack();
 		const { entry: after } = applyOutcome(entry, outcome, { scheduledTime: body.scheduledTime, now: Date.now(), runId: body.runId, durationMs });
 		await putEntry(env, after);
 		message.ack();

@@ -28,7 +28,7 @@ const envFile = join(stateDir, "start.env");
 const workerVars = {
 	ADMIN_TOKEN: adminToken,
 	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/v1/run`,
-	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS"]),
+	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS", "HEARTBEAT_MINUTES"]),
 	// A PEM key spans lines, which an env file cannot carry: pass its base64 body alone.
 	...(env.IDENTITY ? { IDENTITY: env.IDENTITY.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "") } : {}),
 };

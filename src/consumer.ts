@@ -1,4 +1,5 @@
 import { logError, logEvent } from "./log";
+import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "./policy/record";
 import { applyOutcome, type RunEvent } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
 import { KV_WRITE_INTERVAL_MS, getEntry, putEntry } from "./registry/store";
@@ -8,11 +9,13 @@ import { forEachLimit } from "./util/limit";
 import { realClock } from "./util/pace";
 
 /** The bindings the consumer needs. */
-export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS">;
+export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS"> &
+	Partial<Pick<Env, "HEARTBEAT_MINUTES">>;
 
 /*
  * Per invocation, a batch of 24 (wrangler.toml) costs at most 24 × 3 = 72 KV operations (read,
- * re-read, write) and 24 runtime calls: far inside 1,000 KV operations and 10,000 subrequests.
+ * re-read, write: the worst case, when every run changes its piece) and 24 runtime calls: far
+ * inside 1,000 KV operations and 10,000 subrequests. Steady runs cost none.
  */
 
 /**
@@ -51,12 +54,21 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv
 	const deadline = now() + BATCH_BUDGET_MS;
 	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
 		let previousEnd = -Infinity;
+		const handled = new Set<unknown>();
 		for (const message of group) {
 			// Past the budget, hand the rest back to the queue rather than outlive the invocation.
 			if (now() > deadline) {
 				message.retry({ delaySeconds: 0 });
 				continue;
 			}
+			// The same run twice in one batch (a duplicate delivery, a tick fired twice): once.
+			const runId = (message.body as Partial<RunMessage> | null)?.runId;
+			if (runId !== undefined && handled.has(runId)) {
+				logEvent("run-dropped", { reason: "already in this batch (duplicate delivery)", runId });
+				message.ack();
+				continue;
+			}
+			handled.add(runId);
 			// Each run ends with a write of the piece's key: starting the next run of the same
 			// piece a second after the last one ended keeps its writes a second apart.
 			await pauseUntil(previousEnd + KV_WRITE_INTERVAL_MS);
@@ -91,7 +103,12 @@ export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]
 	return [...groups.values()].map((group) => group.sort((a, b) => time(a) - time(b)));
 }
 
-/** Handles one message body: validate, check it is still wanted, run, record. */
+/**
+ * Handles one message body: validate, check it is still wanted, run, record on change.
+ * A tick's run of a steady piece trusts the tick's snapshot and touches KV only if its
+ * outcome changes something (or the lastRun heartbeat is due): 0 reads and 0 writes for the
+ * common case. Every other run reads the entry first and re-checks it before writing.
+ */
 export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv): Promise<Disposition> {
 	const parsed = runMessageSchema.safeParse(body);
 	if (!parsed.success) {
@@ -100,36 +117,46 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 		return "dropped";
 	}
 	const message = parsed.data;
-	const before = await getEntry(env, message);
-	const reason = dropReason(before, message);
-	if (!before || reason) {
-		logEvent("run-dropped", { reason, runId: message.runId, space: message.space, pieceId: message.pieceId });
-		return "dropped";
+	if (isStale(message, Date.now())) return dropped(message, "stale: its piece's next tick message is due");
+
+	let before: PieceEntry | null = null;
+	if (!trustsSnapshot(message)) {
+		before = await getEntry(env, message);
+		const reason = dropReason(before, message);
+		if (!before || reason) return dropped(message, reason);
 	}
 
 	// A registration or admin change written this very second: let KV's write interval pass
-	// before the run, so the write after it is accepted (waiting here, not between the re-read
+	// before the run, so a write after it is accepted (waiting here, not between the re-read
 	// and the write, keeps that read-modify-write window short).
-	await pauseUntil(before.updatedAt + KV_WRITE_INTERVAL_MS);
+	await pauseUntil((before?.updatedAt ?? message.seen?.updatedAt ?? 0) + KV_WRITE_INTERVAL_MS);
 	const started = Date.now();
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
+	if (outcome.kind === "duplicate") return dropped(message, "the runtime already has this run (duplicate delivery)");
+	if (!mustRecord(message, outcome, Date.now(), heartbeatMs(env.HEARTBEAT_MINUTES))) {
+		report("success", message, 0, durationMs, "");
+		return "ran";
+	}
 
-	// Read again and check again: during the run the piece may have been deleted or disabled
-	// (the operator's change wins), re-registered (the outcome applies to the new entry), or a
-	// duplicate delivery handled elsewhere may have recorded this slot (its result stands).
-	// A failure of a run that started before a re-registration (say, with the token the OAuth
-	// reconnect replaced) says nothing about the piece as registered now.
+	// Read (again) and check (again): during the run the piece may have been deleted or
+	// disabled (the operator's change wins), re-registered (the outcome applies to the new
+	// entry), or a duplicate delivery handled elsewhere may have recorded this slot (its result
+	// stands). A failure of a run that started before a re-registration (say, with the token
+	// the OAuth reconnect replaced) says nothing about the piece as registered now.
 	const current = await getEntry(env, message);
 	const lateReason = dropReason(current, message) ?? (outcome.kind === "failed" && current && current.updatedAt > started ? "re-registered" : null);
-	if (!current || lateReason) {
-		logEvent("run-dropped", { reason: `${lateReason} during the run`, runId: message.runId });
-		return "dropped";
-	}
+	if (!current || lateReason) return dropped(message, `${lateReason} during the run`);
 	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now: Date.now(), runId: message.runId, durationMs });
 	if (changed(current, entry)) await putEntry(env, entry);
-	report(event, message, entry, durationMs, outcome.kind === "unavailable" ? outcome.reason : entry.lastError);
+	report(event, message, entry.failures, durationMs, outcome.kind === "unavailable" ? outcome.reason : entry.lastError);
+	if (event === "disabled") logEvent("disable", { piece: `${message.space}/${message.pieceId}`, status: entry.status });
 	if (event === "unavailable") return attempts < UNAVAILABLE_ATTEMPTS ? "retry" : "dropped";
 	return "ran";
+}
+
+function dropped(message: RunMessage, reason: string | null): Disposition {
+	logEvent("run-dropped", { reason, runId: message.runId, space: message.space, pieceId: message.pieceId });
+	return "dropped";
 }
 
 /** Why a message should not run, or null if it should. */
@@ -153,11 +180,10 @@ function changed(a: PieceEntry, b: PieceEntry): boolean {
 	return JSON.stringify(a) !== JSON.stringify(b);
 }
 
-function report(event: RunEvent, message: RunMessage, entry: PieceEntry, durationMs: number, error: string): void {
+function report(event: RunEvent, message: RunMessage, failures: number, durationMs: number, error: string): void {
 	const piece = `${message.space}/${message.pieceId}`;
 	// The replaced service's line, which users watch for.
 	if (event === "success") console.log(`Successfully executed piece ${piece}`);
-	const fields = { outcome: event, piece, runId: message.runId, kind: message.kind, durationMs, failures: entry.failures };
+	const fields = { outcome: event, piece, runId: message.runId, kind: message.kind, durationMs, failures };
 	logEvent("run", event === "success" ? fields : { ...fields, error });
-	if (event === "disabled") logEvent("disable", { piece, status: entry.status });
 }

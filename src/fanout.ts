@@ -65,7 +65,10 @@ export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLim
 		const due = page.pieces.filter((piece) => isDue(piece, tickTime));
 		summary.due += due.length;
 		summary.skipped += page.pieces.length - due.length;
-		const batches = chunk(due.map((piece) => tickMessage(piece, tickTime)));
+		// A page is sent within a second or so (1,000 messages at 4,500 a second), so each
+		// message's due time is its phase from now.
+		const pageTime = clock.now();
+		const batches = chunk(due.map((piece) => tickMessage(piece, tickTime, pageTime + phaseSeconds(piece, spread) * 1000)));
 		await forEachLimit(batches, SEND_CONCURRENCY, async (batch) => {
 			await pace(batch.length);
 			summary.sendCalls++;

@@ -1,14 +1,18 @@
+import { seenState } from "./policy/record";
 import { slotOf } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
+import type { ListedPiece } from "./registry/store";
 import type { RunMessage } from "./schema";
 
 type Runnable = Pick<PieceEntry, "space" | "pieceId" | "integration">;
 
 /**
  * A tick's run message. Its runId is derived from the tick and the piece, so a tick fired
- * twice for the same minute produces the same runId and the consumer runs it once.
+ * twice for the same minute produces the same runId and the consumer runs it once. It
+ * carries the piece's listed state (`seen`), so a run that changes nothing reads no KV, and
+ * when it is due (`dueAt`: now + its delay), so a message a period late is known as stale.
  */
-export function tickMessage(piece: Runnable, tickTime: number): RunMessage {
+export function tickMessage(piece: ListedPiece, tickTime: number, dueAt: number = Date.now()): RunMessage {
 	return {
 		v: 1,
 		kind: "tick",
@@ -17,6 +21,8 @@ export function tickMessage(piece: Runnable, tickTime: number): RunMessage {
 		integration: piece.integration,
 		runId: `tick:${tickTime}:${piece.space}/${piece.pieceId}`,
 		scheduledTime: tickTime,
+		dueAt,
+		seen: seenState(piece),
 	};
 }
 

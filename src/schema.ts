@@ -70,6 +70,16 @@ export const runMessageSchema = z.object({
 	integration: integrationSchema,
 	runId: z.string().check(z.minLength(1), z.maxLength(300)),
 	scheduledTime: z.int().check(z.nonnegative()),
+	/** Tick messages: when it was meant to be delivered (send time + delaySeconds), ms. */
+	dueAt: z.optional(z.int().check(z.nonnegative())),
+	/** Tick messages: what the list metadata said of the piece (src/policy/record.ts). */
+	seen: z.optional(
+		z.object({
+			updatedAt: z.int().check(z.nonnegative()),
+			lastRun: z.int().check(z.nonnegative()),
+			steady: z.boolean(),
+		}),
+	),
 });
 export type RunMessage = z.output<typeof runMessageSchema>;
 

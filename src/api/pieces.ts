@@ -1,6 +1,7 @@
 import { json, type IRequest } from "itty-router";
 import { logError, logEvent } from "../log";
 import { oneOffMessage } from "../messages";
+import { heartbeatMs, lastRunMaxLagMs } from "../policy/record";
 import { withEnabled } from "../policy/schedule";
 import type { PieceEntry, PieceRef } from "../registry/entry";
 import { KV_LIST_LIMIT, deleteEntry, getEntry, listPieces, putEntry } from "../registry/store";
@@ -11,10 +12,14 @@ import { parse, pieceParams, readJson } from "./input";
 /** Default page size of the admin list. */
 export const DEFAULT_PAGE_SIZE = 100;
 
+/** What the API adds to a stored piece: whether it is enabled, and how stale lastRun may be. */
+function view<P extends Pick<PieceEntry, "status" | "failures" | "disabledAt">>(piece: P, env: Env) {
+	return { ...piece, enabled: piece.disabledAt === 0, lastRunMaxLagMs: lastRunMaxLagMs(piece, heartbeatMs(env.HEARTBEAT_MINUTES)) };
+}
+
 /** `GET /api/integrations/bg/:space/:pieceId`: one piece's whole entry. */
-export async function getPiece(request: IRequest, env: Env): Promise<PieceEntry & { enabled: boolean }> {
-	const entry = await load(env, pieceParams(request.params));
-	return { ...entry, enabled: entry.disabledAt === 0 };
+export async function getPiece(request: IRequest, env: Env): Promise<PieceEntry & { enabled: boolean; lastRunMaxLagMs: number }> {
+	return view(await load(env, pieceParams(request.params)), env);
 }
 
 /**
@@ -43,7 +48,7 @@ export async function listPiecesRoute(request: IRequest, env: Env) {
 	}
 	return {
 		success: true,
-		pieces: page.pieces.map((piece) => ({ ...piece, enabled: piece.disabledAt === 0 })),
+		pieces: page.pieces.map((piece) => view(piece, env)),
 		cursor: page.cursor ?? null,
 		complete: !page.cursor,
 	};

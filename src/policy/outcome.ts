@@ -1,3 +1,4 @@
+import { REPLAYED_ERROR } from "../runtime/protocol";
 import { clipText } from "../util/text";
 
 /**
@@ -7,11 +8,17 @@ import { clipText } from "../util/text";
  *   counts toward disabling it.
  * - `unavailable`: the runtime could not run anything (down, overloaded, refusing us);
  *   says nothing about the piece, so it counts nothing and disables nothing.
+ * - `duplicate`: the runtime already received this very run (a duplicate delivery); the
+ *   copy is dropped and changes nothing.
  */
 export type Outcome =
 	| { kind: "ok" }
 	| { kind: "failed"; error: string }
-	| { kind: "unavailable"; reason: string };
+	| { kind: "unavailable"; reason: string }
+	| { kind: "duplicate" };
+
+/** The outcome of a run that was not a duplicate: what a piece's entry records. */
+export type RunOutcome = Exclude<Outcome, { kind: "duplicate" }>;
 
 /** Longest error text kept from a runtime's answer; the rest is cut. */
 export const MAX_ERROR_LENGTH = 1000;
@@ -28,6 +35,8 @@ export const MAX_ERROR_LENGTH = 1000;
 export function classifyResponse(status: number, body: string, fromRuntime: boolean): Outcome {
 	if (status >= 200 && status < 300) return { kind: "ok" };
 	const error = errorText(body);
+	// A runtime's replay refusal: it has this run already, so our copy is a duplicate.
+	if (status === 401 && fromRuntime && error === REPLAYED_ERROR) return { kind: "duplicate" };
 	const refusedUs = status === 401 || status === 407;
 	if (status < 400 || status >= 500 || status === 429 || refusedUs) {
 		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${error ? `: ${error}` : ""}` };
@@ -39,12 +48,12 @@ export function classifyResponse(status: number, body: string, fromRuntime: bool
 }
 
 /** The outcome of a run that outlasted the timeout: the piece's failure. */
-export function timedOut(timeoutMs: number): Outcome {
+export function timedOut(timeoutMs: number): RunOutcome {
 	return { kind: "failed", error: `timed out after ${timeoutMs} ms` };
 }
 
 /** The outcome of a run that never reached the runtime (connection refused, DNS, …). */
-export function unreachable(reason: string): Outcome {
+export function unreachable(reason: string): RunOutcome {
 	return { kind: "unavailable", reason: `runtime unreachable: ${clip(reason)}` };
 }
 

@@ -1,5 +1,5 @@
 import type { PieceEntry, PieceSummary } from "../registry/entry";
-import type { Outcome } from "./outcome";
+import type { RunOutcome } from "./outcome";
 
 /** Each enabled piece runs once per minute, the cron's finest granularity. */
 export const PERIOD_MS = 60_000;
@@ -70,7 +70,7 @@ export interface RunContext {
  * The entry after a run: the replaced service's policy, except that a runtime outage
  * changes nothing but the status. Pure: the caller stores the result.
  */
-export function applyOutcome(entry: PieceEntry, outcome: Outcome, run: RunContext): { entry: PieceEntry; event: RunEvent } {
+export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunContext): { entry: PieceEntry; event: RunEvent } {
 	const base = { ...entry, lastRunId: run.runId, lastDurationMs: run.durationMs };
 	switch (outcome.kind) {
 		case "ok":

@@ -31,6 +31,13 @@ export interface RunRequestBody {
 	attempt: number;
 }
 
+/**
+ * The error a runtime answers (401) for a run it has already received: the same runId and
+ * attempt again, as a duplicate queue delivery or a tick fired twice produces. The scheduler
+ * takes it as "already running or ran" and drops its copy.
+ */
+export const REPLAYED_ERROR = "replayed runId";
+
 const encoder = new TextEncoder();
 
 /**

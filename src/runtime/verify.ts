@@ -1,7 +1,7 @@
 import { base64urlnopad } from "@scure/base";
 import { publicKeyFromDid } from "../identity/ed25519";
 import { readUpTo } from "../util/stream";
-import { HEADERS, PROTOCOL_VERSION, canonicalString, utf8, type RunRequestBody } from "./protocol";
+import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, utf8, type RunRequestBody } from "./protocol";
 
 /** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
 export interface VerifyOptions {
@@ -89,6 +89,6 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions)
 	if (!parsed || typeof parsed.runId !== "string" || typeof parsed.space !== "string" || typeof parsed.pieceId !== "string" || !Number.isInteger(parsed.attempt)) {
 		return refuse("body lacks space, pieceId, runId or attempt");
 	}
-	if (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`)) return refuse("replayed runId");
+	if (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`)) return refuse(REPLAYED_ERROR);
 	return { ok: true, signer, body: parsed };
 }

@@ -247,6 +247,8 @@ describe("GET /api/integrations/bg (list)", () => {
 			failures: 0,
 			nextRunAt: 65_000,
 			enabled: true,
+			// A steady piece's runs write nothing: lastRun may be a heartbeat (60 min) and a period old.
+			lastRunMaxLagMs: 61 * 60_000,
 		});
 	});
 
@@ -266,6 +268,8 @@ describe("PATCH /api/integrations/bg/:space/:pieceId", () => {
 		expect(offResult.success).toBe(true);
 		expect(typeof offResult.message).toBe("string");
 		expect(offResult.piece).toMatchObject({ status: "Disabled via UI", enabled: false });
+		// Nothing runs while disabled, so lastRun is exact.
+		expect((await read<{ lastRunMaxLagMs: number }>(await call(piecePath(seeded.space, seeded.pieceId)))).lastRunMaxLagMs).toBe(0);
 
 		const disabled = await getEntry(seeded.space, seeded.pieceId);
 		expect(disabled.status).toBe("Disabled via UI");

@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { groupByPiece } from "../../src/consumer";
 import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/fanout";
 import { oneOffMessage, tickMessage } from "../../src/messages";
-import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type Outcome } from "../../src/policy/outcome";
+import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type RunOutcome } from "../../src/policy/outcome";
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
+import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
 import { PIECE_PREFIX, parsePieceKey, pieceKey, piecePrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
@@ -39,9 +40,9 @@ function run(scheduledTime: number, now = scheduledTime + 1_234, runId = `tick:$
 	return { scheduledTime, now, runId, durationMs: now - scheduledTime };
 }
 
-const failed = (error: string): Outcome => ({ kind: "failed", error });
-const OK: Outcome = { kind: "ok" };
-const DOWN: Outcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
+const failed = (error: string): RunOutcome => ({ kind: "failed", error });
+const OK: RunOutcome = { kind: "ok" };
+const DOWN: RunOutcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
 
 describe("classifyResponse", () => {
 	it.each([404, 400, 422])("takes a bare HTTP %i page (no JSON {error}, no protocol header) as unavailable, never against the piece", (status) => {
@@ -311,7 +312,7 @@ describe("applyOutcome: the replaced service's policy", () => {
 
 describe("registered", () => {
 	it("creates a new entry: Initializing, due at the next tick", () => {
-		const fields = { space: newSpace(), pieceId: newPieceId(), integration: "gmail" };
+		const fields = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "gmail" }, 1_000);
 		const created = registered(null, fields, T0 + 17);
 		expect(created).toEqual({
 			...fields,
@@ -488,7 +489,7 @@ describe("summarise", () => {
 describe("chunk", () => {
 	const messages = (count: number, extra = ""): RunMessage[] =>
 		Array.from({ length: count }, (_, i) => {
-			const message = tickMessage({ space: newSpace(), pieceId: newPieceId(), integration: "counter" }, T0);
+			const message = tickMessage(registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000), T0);
 			return { ...message, runId: `${message.runId}#${i}${extra}` };
 		});
 	const batchBytes = (batch: RunMessage[]): number => batch.reduce((sum, m) => sum + utf8Length(JSON.stringify(m)), 0);
@@ -543,8 +544,8 @@ describe("groupByPiece", () => {
 	const ids = (groups: { id: string }[][]) => groups.map((group) => group.map((m) => m.id));
 
 	it("groups one piece's messages together, oldest scheduledTime first", () => {
-		const a = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
-		const b = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+		const a = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000);
+		const b = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000);
 		const input = [
 			delivery("a3", tickMessage(a, T0 + 2 * PERIOD_MS)),
 			delivery("b1", tickMessage(b, T0)),
@@ -567,14 +568,14 @@ describe("groupByPiece", () => {
 	it("separates pieces with the same id in different spaces", () => {
 		const pieceId = newPieceId();
 		const groups = groupByPiece([
-			delivery("s1", tickMessage({ space: newSpace(), pieceId, integration: "c" }, T0)),
-			delivery("s2", tickMessage({ space: newSpace(), pieceId, integration: "c" }, T0)),
+			delivery("s1", tickMessage(registered(null, { space: newSpace(), pieceId, integration: "c" }, 1_000), T0)),
+			delivery("s2", tickMessage(registered(null, { space: newSpace(), pieceId, integration: "c" }, 1_000), T0)),
 		]);
 		expect(ids(groups)).toEqual([["s1"], ["s2"]]);
 	});
 
 	it("keeps each malformed body alone", () => {
-		const piece = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+		const piece = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000);
 		const input = [
 			delivery("null", null),
 			delivery("string", "hello"),
@@ -611,5 +612,49 @@ describe("spreadSeconds", () => {
 		expect(spreadSeconds("0")).toBe(0);
 		expect(spreadSeconds("59")).toBe(59);
 		for (const bad of [undefined, "", "60", "-1", "1.5", "abc"]) expect(spreadSeconds(bad)).toBe(DEFAULT_SPREAD_SECONDS);
+	});
+});
+
+describe("write-on-change policy", () => {
+	const steady = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000);
+	const listed = { ...steady, status: "Success", lastRun: T0 - 10 * PERIOD_MS };
+	const HOUR = 60 * 60_000;
+
+	it("trusts a tick's snapshot only for a steady piece", () => {
+		expect(trustsSnapshot(tickMessage(listed, T0))).toBe(true);
+		expect(trustsSnapshot(tickMessage({ ...listed, failures: 1 }, T0))).toBe(false);
+		expect(trustsSnapshot(tickMessage({ ...listed, status: "Initializing" }, T0))).toBe(false);
+		expect(trustsSnapshot(oneOffMessage("manual", listed, T0))).toBe(false);
+		expect(trustsSnapshot(oneOffMessage("register", listed, T0))).toBe(false);
+	});
+
+	it("records every outcome but a steady success before its heartbeat", () => {
+		const message = tickMessage(listed, T0);
+		expect(mustRecord(message, { kind: "ok" }, T0, HOUR)).toBe(false);
+		expect(mustRecord(message, { kind: "ok" }, listed.lastRun + HOUR, HOUR)).toBe(true);
+		expect(mustRecord(message, { kind: "failed", error: "x" }, T0, HOUR)).toBe(true);
+		expect(mustRecord(message, { kind: "unavailable", reason: "x" }, T0, HOUR)).toBe(true);
+		expect(mustRecord(oneOffMessage("manual", listed, T0), { kind: "ok" }, T0, HOUR)).toBe(true);
+	});
+
+	it("reads HEARTBEAT_MINUTES within 1 to 1,440, else 60", () => {
+		expect(heartbeatMs(undefined)).toBe(HOUR);
+		expect(heartbeatMs("5")).toBe(5 * 60_000);
+		for (const bad of ["", "0", "-3", "1.5", "1441", "soon"]) expect(heartbeatMs(bad)).toBe(HOUR);
+	});
+
+	it("a tick message is stale a full period after its due time; one-offs never are", () => {
+		const message = tickMessage(listed, T0, T0 + 30_000);
+		expect(isStale(message, T0 + 30_000 + PERIOD_MS - 1)).toBe(false);
+		expect(isStale(message, T0 + 30_000 + PERIOD_MS)).toBe(true);
+		const { dueAt: _, ...legacy } = message;
+		expect(isStale(legacy, T0 + PERIOD_MS)).toBe(true);
+		expect(isStale(oneOffMessage("manual", listed, T0), T0 + 100 * PERIOD_MS)).toBe(false);
+	});
+
+	it("a runtime's replay refusal is a duplicate, not an outage; anyone else's 401 is an outage", () => {
+		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), true)).toEqual({ kind: "duplicate" });
+		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), false).kind).toBe("unavailable");
+		expect(classifyResponse(401, JSON.stringify({ error: "signer not allowed" }), true).kind).toBe("unavailable");
 	});
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { didFromPublicKey } from "../../src/identity/ed25519";
 import { oneOffMessage, tickMessage } from "../../src/messages";
+import { registered } from "../../src/policy/schedule";
 import { MAX_INTEGRATION_LENGTH, firstIssue, registrationSchema, runMessageSchema } from "../../src/schema";
 import { T0, newLegacyPieceId, newPieceId, newSpace } from "../helpers";
 
@@ -160,7 +161,7 @@ describe("firstIssue", () => {
 });
 
 describe("runMessageSchema", () => {
-	const piece = { space: newSpace(), pieceId: newPieceId(), integration: "counter" };
+	const piece = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "counter" }, 1_000);
 
 	it("accepts a tick message", () => {
 		const message = tickMessage(piece, T0);
