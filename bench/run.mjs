@@ -8,7 +8,7 @@
 //
 // Options:
 //   --pieces N   pieces to seed (default 100000)
-//   --spread S   SPREAD_SECONDS for the current design (default 50, as wrangler.toml);
+//   --spread S   SPREAD_SECONDS for the current design (default 60, as wrangler.toml);
 //                a smaller value only shortens the wait for the delayed runs
 //   --delays M   auto (default) | on | off: whether the current design's delaySeconds reach
 //                the local queue. Miniflare's broker keeps one timer per delayed message and
@@ -91,9 +91,12 @@ const mf = new Miniflare(convertV4MiniflareOptions({
 			compatibilityDate,
 			unsafeInspectorProxy: true,
 			kvNamespaces: { REGISTRY: "bench-registry" },
-			queueProducers: { RUNS: { queueName: "bg-piece-runs" } },
+			queueProducers: { RUNS: { queueName: "bg-piece-runs" }, FANOUT: { queueName: "bg-piece-fanout" } },
 			// As wrangler.toml, except max_batch_timeout 1 s (the brief's bench setting).
-			queueConsumers: { "bg-piece-runs": { maxBatchSize: 24, maxBatchTimeout: 1, maxRetries: 3 } },
+			queueConsumers: {
+				"bg-piece-runs": { maxBatchSize: 24, maxBatchTimeout: 1, maxRetries: 3 },
+				"bg-piece-fanout": { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 2 },
+			},
 			serviceBindings: { RUNTIME: "bench-runtime" },
 			bindings: { SPREAD_SECONDS: String(SPREAD), RUNTIME_TIMEOUT_MS: "60000", OPERATOR_PASS: "bench", PIECE_RUNTIME_URL: "" },
 		},
@@ -498,7 +501,7 @@ function mfVersion() {
 }
 
 function parseArgs(argv) {
-	const options = { pieces: 100_000, spread: 50, delays: "auto", keep: false, quiet: false };
+	const options = { pieces: 100_000, spread: 60, delays: "auto", keep: false, quiet: false };
 	for (let i = 0; i < argv.length; i++) {
 		const arg = argv[i];
 		const [name, inline] = arg.split("=", 2);

@@ -15,7 +15,8 @@
  *   GET  /bench/runtime-stats             the instant runtime's arrival counts
  */
 import { handleQueue } from "../src/consumer";
-import { handleScheduled } from "../src/cron";
+import { handleFanout, handleScheduled } from "../src/cron";
+import { FANOUT_QUEUE } from "../src/lanes";
 import { registered } from "../src/policy/schedule";
 import type { PieceEntry } from "../src/registry/entry";
 import { LAST_TICK_KEY, pieceKey } from "../src/registry/keys";
@@ -173,7 +174,7 @@ function countingFetcher(fetcher: Fetcher | undefined, c: Counts): Fetcher | und
 
 /** The env with counting bindings, for one invocation. */
 function counted(env: Env, c: Counts): Env {
-	return { ...env, REGISTRY: countingKV(env.REGISTRY, c), RUNS: countingQueue(env.RUNS, c), RUNTIME: countingFetcher(env.RUNTIME, c) };
+	return { ...env, REGISTRY: countingKV(env.REGISTRY, c), RUNS: countingQueue(env.RUNS, c), FANOUT: countingQueue(env.FANOUT, c), RUNTIME: countingFetcher(env.RUNTIME, c) };
 }
 
 /** Runs one invocation with fresh counters and folds them into the kind's stats. */
@@ -238,15 +239,20 @@ function countingBatch(batch: MessageBatch<unknown>) {
 	return { wrapped, retried: () => retried };
 }
 
-function seedEntry(i: number, tickTime: number): PieceEntry {
+/** The product's default HEARTBEAT_MINUTES: a steady piece records its lastRun once per this many runs. */
+const HEARTBEAT_RUNS = 60;
+
+function seedEntry(i: number, tickTime: number, seededAt: number): PieceEntry {
 	const space = `did:key:z6Mk${base58Fixed(Math.floor(i / 100), 44)}`;
 	const pieceId = `fid1:${base64urlFixed(i, 43)}`;
 	const base = registered(null, { space, pieceId, integration: "bench" }, 1_000);
-	// A steady piece: it ran successfully a minute ago and is due at this tick.
+	// A steady piece, due at this tick. As in the steady state, one piece in 60 is at its lastRun
+	// heartbeat (last recorded 61 minutes ago); the rest recorded theirs a moment ago.
+	const heartbeatDue = i % HEARTBEAT_RUNS === 0;
 	return {
 		...base,
 		status: "Success",
-		lastRun: tickTime - 60_000 + 500,
+		lastRun: seededAt - (heartbeatDue ? (HEARTBEAT_RUNS + 1) * 60_000 : 30_000),
 		nextRunAt: tickTime,
 		lastRunId: `tick:${tickTime - 60_000}:${space}/${pieceId}`,
 		lastDurationMs: 3,
@@ -281,9 +287,10 @@ function fixed(n: number, alphabet: string, length: number): string {
 }
 
 async function seed(env: Env, from: number, count: number, tickTime: number): Promise<number> {
+	const seededAt = Date.now();
 	const indices = Array.from({ length: count }, (_, k) => from + k);
 	await forEachLimit(indices, 6, async (i) => {
-		const entry = seedEntry(i, tickTime);
+		const entry = seedEntry(i, tickTime, seededAt);
 		// As test/helpers.ts seedPiece: the full entry as the value, its summary as metadata.
 		await env.REGISTRY.put(pieceKey(entry), JSON.stringify(entry), { metadata: summarise(entry) });
 	});
@@ -321,6 +328,8 @@ export default {
 		await tick(env, new Date(controller.scheduledTime).getTime(), design);
 	},
 	async queue(batch, env) {
+		// A fan-out hand-over (a lane beyond one invocation's budget) is fan-out work: counted with the tick.
+		if (batch.queue === FANOUT_QUEUE) return invocation("tick", env, (e) => handleFanout(batch, e));
 		if (tickRunning) await tickRunning;
 		const { wrapped, retried } = countingBatch(batch);
 		stats.delivered += batch.messages.length;

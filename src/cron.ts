@@ -1,23 +1,73 @@
-import { fanOut } from "./fanout";
+import { fanOutLane, laneStart, logFanout, type FanoutResult } from "./fanout";
+import { runQueues } from "./lanes";
 import { logError, logEvent } from "./log";
-import { putLastTick } from "./registry/store";
+import { putLastTick, type TickSummary } from "./registry/store";
+import { fanoutWorkSchema, firstIssue, type FanoutWork } from "./schema";
 
 /**
  * The Cron Trigger (`* * * * *`): one fan-out per tick. The tick's scheduledTime is the
  * scheduler's clock: due times are compared against it, so a tick fired by hand with `time=`
- * moves time for everything it dispatches.
+ * moves time for everything it dispatches. Lanes other than the first start at once in their
+ * own invocations (through the fan-out queue); the tick fans out the first lane itself and
+ * hands over whatever its budget does not reach.
  */
 export async function handleScheduled(controller: ScheduledController, env: Env): Promise<void> {
-	const started = Date.now();
+	const startedAt = Date.now();
 	// Normalised to ms: some callers (service-binding `scheduled()`) hand over a Date.
 	const tickTime = new Date(controller.scheduledTime).getTime();
-	const summary = { ...(await fanOut(env, tickTime)), ms: 0 };
-	summary.ms = Date.now() - started;
-	logEvent("tick", summary);
+	const lanes = runQueues(env).length;
+	let handedOver = 0;
+	if (lanes > 1) {
+		const starts = Array.from({ length: lanes - 1 }, (_, i) => laneStart(tickTime, startedAt, i + 1));
+		// ≤ 15 lanes: one sendBatch, far inside its 100 messages.
+		await env.FANOUT.sendBatch(starts.map((body) => ({ body, contentType: "json" as const })));
+		handedOver += starts.length;
+	}
+	const result = await fanOutLane(env, laneStart(tickTime, startedAt, 0));
+	handedOver += await handOver(env, result);
+	const { next: _, lane: __, ...counts } = result;
+	const summary: TickSummary = { ...counts, lanes, handedOver, ms: Date.now() - startedAt };
+	logEvent("tick", { ...summary });
 	try {
 		await putLastTick(env, summary);
 	} catch (error) {
 		// Only the health page's view of the tick is lost; the runs are already queued.
 		logError("tick-summary-write-failed", error);
 	}
+}
+
+/**
+ * The fan-out queue's consumer: carries on one lane of a tick per message (max_batch_size 1
+ * in wrangler.toml, so each gets a whole invocation's budget), and hands the rest on again.
+ */
+export async function handleFanout(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+	for (const message of batch.messages) {
+		const parsed = fanoutWorkSchema.safeParse(message.body);
+		if (!parsed.success) {
+			logError("fanout-malformed", firstIssue(parsed.error, message.body), { body: JSON.stringify(message.body)?.slice(0, 300) });
+			message.ack();
+			continue;
+		}
+		try {
+			const started = Date.now();
+			const result = await fanOutLane(env, parsed.data);
+			await handOver(env, result);
+			logFanout(result, Date.now() - started);
+			message.ack();
+		} catch (error) {
+			// A KV or queue fault: retried, then the dead-letter queue. Pieces not reached stay
+			// due, so the next tick dispatches them; ones already sent are sent again, and the
+			// consumer and the runtime drop the duplicates (same runId).
+			logError("fanout-crashed", error, { work: parsed.data });
+			message.retry({ delaySeconds: 1 });
+		}
+	}
+}
+
+/** Queues the rest of a lane, if any; answers how many hand-overs it queued. */
+async function handOver(env: Pick<Env, "FANOUT">, result: FanoutResult): Promise<number> {
+	if (!result.next) return 0;
+	const work: FanoutWork = result.next;
+	await env.FANOUT.send(work, { contentType: "json" });
+	return 1;
 }

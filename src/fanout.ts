@@ -1,13 +1,15 @@
-import { logError } from "./log";
+import { laneShards, runQueues } from "./lanes";
+import { logError, logEvent } from "./log";
 import { tickMessage } from "./messages";
-import { isDue, phaseSeconds, spreadSeconds } from "./policy/schedule";
-import { KV_LIST_LIMIT, listPieces, type TickSummary } from "./registry/store";
-import type { RunMessage } from "./schema";
+import { PERIOD_MS, isDue, phaseSeconds, spreadSeconds } from "./policy/schedule";
+import { shardPrefix } from "./registry/keys";
+import { KV_LIST_LIMIT, listPieces } from "./registry/store";
+import type { FanoutWork, RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
 import { pacer, realClock, type Clock } from "./util/pace";
 import { utf8Length } from "./util/text";
 
-/** The bindings the fan-out needs. */
+/** The bindings the fan-out needs: the registry and the run queues (RUNS, RUNS_1, …). */
 export type FanoutEnv = Pick<Env, "REGISTRY" | "RUNS"> & Partial<Pick<Env, "SPREAD_SECONDS">>;
 
 /** Queues take at most 100 messages per sendBatch. */
@@ -16,74 +18,118 @@ export const SEND_BATCH_MAX_MESSAGES = 100;
 export const SEND_BATCH_MAX_BYTES = 200 * 1024;
 /**
  * One invocation may hold 6 connections at once; sends use at most 5, leaving one spare
- * (for the last-tick write and logs), so nothing queues inside the runtime.
+ * (for the list of the next page, the hand-over and logs), so nothing queues in the runtime.
  */
 const SEND_CONCURRENCY = 5;
-/** What one tick may spend; the defaults are the platform's limits with a margin. */
+
+/** What one fan-out invocation may spend; the defaults are the platform's limits with a margin. */
 export interface FanoutLimits {
-	/** KV operations: 1,000 per invocation, one of them the last-tick write. */
+	/** KV operations: 1,000 per invocation, a few of them the tick's own (last-tick write). */
 	maxListCalls: number;
 	/** Subrequests: 10,000 per invocation (paid plan); each list and each sendBatch is one. */
 	maxSubrequests: number;
-	/** A queue takes 5,000 messages per second. */
+	/** A queue takes 5,000 messages per second; one lane is the only sender to its queue. */
 	maxMessagesPerSecond: number;
 }
 
-/**
- * The platform's per-invocation and per-queue limits, with a margin. A tick stops before it
- * would exceed a budget and logs `tick-budget-exhausted`. Every tick lists from the start, so
- * the pieces past the budget (the end of the key space: beyond ≈ 900,000 pieces when all are
- * due, ≈ 990,000 when few are) are not dispatched until the registry shrinks; a registry that
- * large needs sharded fan-out.
- */
+/** The platform's per-invocation and per-queue limits, with a margin. */
 export const PLATFORM_LIMITS: FanoutLimits = { maxListCalls: 990, maxSubrequests: 9_900, maxMessagesPerSecond: 4_500 };
 
 /** Subrequests one page can take: its list call and up to 10 sendBatch calls (1,000 / 100). */
 const SUBREQUESTS_PER_PAGE = 1 + Math.ceil(KV_LIST_LIMIT / SEND_BATCH_MAX_MESSAGES);
 
+/** What one fan-out invocation did. */
+export interface FanoutSummary {
+	scheduledTime: number;
+	lane: number;
+	listed: number;
+	due: number;
+	dispatched: number;
+	skipped: number;
+	failed: number;
+	listCalls: number;
+	sendCalls: number;
+}
+
+/** A fan-out invocation's summary, and where the lane goes on if it ran out of budget. */
+export interface FanoutResult extends FanoutSummary {
+	/** The rest of the lane, for the next invocation; null when the lane is done (or abandoned). */
+	next: FanoutWork | null;
+}
+
+/** Where a tick's lane starts: its first shard, from the top. */
+export function laneStart(scheduledTime: number, startedAt: number, lane: number): FanoutWork {
+	return { v: 1, scheduledTime, startedAt, lane, shard: lane };
+}
+
 /**
- * The fan-out of one tick: lists the registry page by page (never holding more than one
- * page, so memory stays flat far below the 128 MB isolate limit), and sends one message per
- * enabled piece that is due at `tickTime`, paced below the queue's 5,000 messages per second
- * and delayed by the piece's phase (SPREAD_SECONDS) so the runs spread over the minute.
- * Pieces whose send fails stay due, so the next tick dispatches them. CPU per piece is a
- * metadata check and a small JSON object, well inside the cron's 30 s CPU limit per tick.
+ * Fans out one lane of a tick from `work` (a shard and a cursor in it): lists the lane's
+ * shards page by page (never holding more than one page, so memory stays flat far below the
+ * 128 MB isolate limit), and sends one message per enabled piece that is due at the tick to
+ * the lane's run queue, paced below the queue's 5,000 messages per second and delayed by the
+ * piece's phase (SPREAD_SECONDS) so the runs spread over the minute. Pieces whose send fails
+ * stay due, so the next tick dispatches them.
+ *
+ * Before each page it checks the invocation's budget (≤ 990 list calls, ≤ 9,900 subrequests
+ * counting the page's list and up to 10 sends): where the budget ends, it returns the position
+ * as `next` for another invocation to carry on from. A lane still sending a period after its
+ * tick began is abandoned (`fanout-overrun`): the next tick's lane covers the same shards, and
+ * two senders would break the queue's rate. CPU per piece is a metadata check and a small
+ * JSON object (≈ 5 µs), far inside an invocation's 30 s CPU.
  */
-export async function fanOut(env: FanoutEnv, tickTime: number, limits: FanoutLimits = PLATFORM_LIMITS, clock: Clock = realClock): Promise<Omit<TickSummary, "ms">> {
-	const summary = { scheduledTime: tickTime, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 0, sendCalls: 0 };
+export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: FanoutLimits = PLATFORM_LIMITS, clock: Clock = realClock): Promise<FanoutResult> {
+	const queues = runQueues(env);
+	const queue = queues[work.lane];
+	const result: FanoutResult = { scheduledTime: work.scheduledTime, lane: work.lane, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 0, sendCalls: 0, next: null };
+	if (!queue) {
+		logError("fanout-lane-missing", `no run queue for lane ${work.lane} (RUNS_${work.lane} is not bound)`, { scheduledTime: work.scheduledTime });
+		return result;
+	}
 	const pace = pacer(limits.maxMessagesPerSecond, clock);
 	const spread = spreadSeconds(env.SPREAD_SECONDS);
-	let cursor: string | undefined;
-	do {
-		if (summary.listCalls >= limits.maxListCalls || summary.listCalls + summary.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
-			logError("tick-budget-exhausted", "registry too large for one invocation: the pieces past this point were not dispatched", { scheduledTime: tickTime, listed: summary.listed });
-			break;
-		}
-		const page = await listPieces(env, { cursor, limit: KV_LIST_LIMIT });
-		summary.listCalls++;
-		summary.listed += page.pieces.length;
-		const due = page.pieces.filter((piece) => isDue(piece, tickTime));
-		summary.due += due.length;
-		summary.skipped += page.pieces.length - due.length;
-		// A page is sent within a second or so (1,000 messages at 4,500 a second), so each
-		// message's due time is its phase from now.
-		const pageTime = clock.now();
-		const batches = chunk(due.map((piece) => tickMessage(piece, tickTime, pageTime + phaseSeconds(piece, spread) * 1000)));
-		await forEachLimit(batches, SEND_CONCURRENCY, async (batch) => {
-			await pace(batch.length);
-			summary.sendCalls++;
-			try {
-				// Each run is delayed by its piece's phase (≤ 59 s, far below the queue's 24 h limit).
-				await env.RUNS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const, delaySeconds: phaseSeconds(body, spread) })));
-				summary.dispatched += batch.length;
-			} catch (error) {
-				summary.failed += batch.length;
-				logError("tick-send-failed", error, { scheduledTime: tickTime, messages: batch.length, pieces: preview(batch) });
+	const shards = laneShards(work.lane, queues.length).filter((shard) => shard >= work.shard);
+	let cursor = work.cursor;
+	for (const shard of shards) {
+		do {
+			if (clock.now() - work.startedAt >= PERIOD_MS) {
+				logError("fanout-overrun", "a lane is still sending a period after its tick: add a lane (RUNS_n), see docs/performance.md", { lane: work.lane, shard, listed: result.listed });
+				return result;
 			}
-		});
-		cursor = page.cursor;
-	} while (cursor);
-	return summary;
+			if (result.listCalls >= limits.maxListCalls || result.listCalls + result.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
+				return { ...result, next: { ...work, shard, cursor } };
+			}
+			const page = await listPieces(env, { prefix: shardPrefix(shard), cursor, limit: KV_LIST_LIMIT });
+			result.listCalls++;
+			result.listed += page.pieces.length;
+			const due = page.pieces.filter((piece) => isDue(piece, work.scheduledTime));
+			result.due += due.length;
+			result.skipped += page.pieces.length - due.length;
+			// A page is sent within a second or so (1,000 messages at 4,500 a second), so each
+			// message's due time is its phase from now.
+			const pageTime = clock.now();
+			const batches = chunk(due.map((piece) => tickMessage(piece, work.scheduledTime, pageTime + phaseSeconds(piece, spread) * 1000)));
+			await forEachLimit(batches, SEND_CONCURRENCY, async (batch) => {
+				await pace(batch.length);
+				result.sendCalls++;
+				try {
+					// Each run is delayed by its piece's phase (≤ 59 s, far below the queue's 24 h limit).
+					await queue.sendBatch(batch.map((body) => ({ body, contentType: "json" as const, delaySeconds: phaseSeconds(body, spread) })));
+					result.dispatched += batch.length;
+				} catch (error) {
+					result.failed += batch.length;
+					logError("tick-send-failed", error, { scheduledTime: work.scheduledTime, lane: work.lane, messages: batch.length, pieces: preview(batch) });
+				}
+			});
+			cursor = page.cursor;
+		} while (cursor);
+	}
+	return result;
+}
+
+/** Logs what one fan-out invocation did. */
+export function logFanout(result: FanoutResult, ms: number): void {
+	const { next, ...summary } = result;
+	logEvent("fanout", { ...summary, ms, continues: next !== null });
 }
 
 /** Splits messages into sendBatch-sized groups: ≤ 100 messages and ≤ SEND_BATCH_MAX_BYTES each. */

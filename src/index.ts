@@ -1,15 +1,18 @@
 import { api } from "./api";
 import { handleQueue } from "./consumer";
-import { handleScheduled } from "./cron";
+import { FANOUT_QUEUE } from "./lanes";
+import { handleFanout, handleScheduled } from "./cron";
 
 /**
  * The scheduler Worker. Data flows cron → fan-out → queue → consumer → runtime:
  * - scheduled: the minute's tick lists the registry and queues one message per due piece;
- * - queue: each message asks the piece runtime to run that piece's bgUpdater;
+ * - queue `bg-piece-fanout`: the rest of a tick's fan-out (other lanes, beyond one budget);
+ * - queue `bg-piece-runs` (and its lanes): each message asks the piece runtime to run that
+ *   piece's bgUpdater;
  * - fetch: registration, admin and health routes.
  */
 export default {
 	fetch: (request, env, ctx) => api.fetch(request, env, ctx),
 	scheduled: (controller, env) => handleScheduled(controller, env),
-	queue: (batch, env) => handleQueue(batch, env),
+	queue: (batch, env) => (batch.queue === FANOUT_QUEUE ? handleFanout(batch, env) : handleQueue(batch, env)),
 } satisfies ExportedHandler<Env, unknown>;

@@ -1,6 +1,7 @@
 // zod's "mini" build: the same validation as classic zod in a twentieth of the bundle
 // (≈12 KB against ≈450 KB minified), which keeps the Worker's cold start small.
 import * as z from "zod/mini";
+import { SHARD_COUNT } from "./registry/keys";
 
 /** A did:key in base58btc multibase; an Ed25519 space DID is `did:key:z6Mk` + 44 characters. */
 const SPACE = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$/;
@@ -82,6 +83,21 @@ export const runMessageSchema = z.object({
 	),
 });
 export type RunMessage = z.output<typeof runMessageSchema>;
+
+/**
+ * A fan-out hand-over on the `bg-piece-fanout` queue (docs/messages.md): the rest of one lane
+ * of one tick, from a shard and a KV cursor within it.
+ */
+export const fanoutWorkSchema = z.object({
+	v: z.literal(1),
+	scheduledTime: z.int().check(z.nonnegative()),
+	/** When the tick began (ms): a lane still sending a period later is abandoned. */
+	startedAt: z.int().check(z.nonnegative()),
+	lane: z.int().check(z.gte(0), z.lt(SHARD_COUNT)),
+	shard: z.int().check(z.gte(0), z.lt(SHARD_COUNT)),
+	cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(4096))),
+});
+export type FanoutWork = z.output<typeof fanoutWorkSchema>;
 
 /**
  * The first problem zod found, as one sentence for a 4xx answer or a log line. A field absent

@@ -1,3 +1,5 @@
+import { fanOutLane, laneStart, type FanoutEnv, type FanoutLimits } from "../src/fanout";
+import type { Clock } from "../src/util/pace";
 import type { RunMessage } from "../src/schema";
 
 /**
@@ -31,4 +33,12 @@ export function recordingQueue(options: { failCalls?: number[] } = {}) {
 		},
 	};
 	return queue;
+}
+
+/**
+ * A whole tick's fan-out through lane 0 alone (every shard, as with one run queue), starting
+ * now: what `handleScheduled` does, without the last-tick write and the hand-over.
+ */
+export function fanOutTick(env: FanoutEnv, tickTime: number, limits?: FanoutLimits, clock?: Clock) {
+	return fanOutLane(env, laneStart(tickTime, clock?.now() ?? Date.now(), 0), limits, clock);
 }

@@ -1,4 +1,5 @@
 import type { PieceEntry, PieceSummary } from "../registry/entry";
+import { fnv1a } from "../util/hash";
 import type { RunOutcome } from "./outcome";
 
 /** Each enabled piece runs once per minute, the cron's finest granularity. */
@@ -29,13 +30,17 @@ export function nextRunAfterFailure(scheduledTime: number, failures: number): nu
 	return scheduledTime + PERIOD_MS * (failures + 1);
 }
 
-/** Default spread of a tick's runs: over the first 50 s of the minute, leaving 10 s spare. */
-export const DEFAULT_SPREAD_SECONDS = 50;
+/**
+ * Default spread of a tick's runs: the whole minute, phases 0 to 59 s. A piece's phase never
+ * changes, so its runs stay 60 s apart and never overlap one another however late in the
+ * minute they fall; a spread over all 60 s is the flattest load the runtime can see.
+ */
+export const DEFAULT_SPREAD_SECONDS = 60;
 
-/** The spread from SPREAD_SECONDS: 0 (no spreading) to 59, else the default. */
+/** The spread from SPREAD_SECONDS: 0 (no spreading) to 60, else the default. */
 export function spreadSeconds(value: string | undefined): number {
 	const seconds = Number(value);
-	return value !== undefined && value !== "" && Number.isInteger(seconds) && seconds >= 0 && seconds < 60 ? seconds : DEFAULT_SPREAD_SECONDS;
+	return value !== undefined && value !== "" && Number.isInteger(seconds) && seconds >= 0 && seconds <= 60 ? seconds : DEFAULT_SPREAD_SECONDS;
 }
 
 /**
@@ -46,13 +51,7 @@ export function spreadSeconds(value: string | undefined): number {
  */
 export function phaseSeconds(piece: { space: string; pieceId: string }, spread: number): number {
 	if (spread <= 0) return 0;
-	let hash = 0x811c9dc5;
-	const key = `${piece.space}/${piece.pieceId}`;
-	for (let i = 0; i < key.length; i++) {
-		hash ^= key.charCodeAt(i);
-		hash = Math.imul(hash, 0x01000193);
-	}
-	return (hash >>> 0) % spread;
+	return fnv1a(`${piece.space}/${piece.pieceId}`) % spread;
 }
 
 /** What a run changed, for logs. */

@@ -72,12 +72,12 @@ export function summarise(entry: PieceEntry): PieceSummary {
 }
 
 /**
- * One page of the registry (or of one space), from list metadata only: no read per piece.
- * `limit` is capped at KV's 1,000 keys per list call.
+ * One page of the registry (or of one space, or of one shard's `prefix`), from list metadata
+ * only: no read per piece. `limit` is capped at KV's 1,000 keys per list call.
  */
-export async function listPieces(env: RegistryEnv, options: { space?: string; cursor?: string; limit?: number } = {}): Promise<RegistryPage> {
+export async function listPieces(env: RegistryEnv, options: { space?: string; prefix?: string; cursor?: string; limit?: number } = {}): Promise<RegistryPage> {
 	const result = await env.REGISTRY.list<PieceSummary>({
-		prefix: piecePrefix(options.space),
+		prefix: options.prefix ?? piecePrefix(options.space),
 		cursor: options.cursor || undefined,
 		limit: Math.min(options.limit ?? KV_LIST_LIMIT, KV_LIST_LIMIT),
 	});
@@ -102,7 +102,11 @@ export async function countPieces(env: RegistryEnv, space: string, atMost: numbe
 	return count;
 }
 
-/** The summary a tick leaves behind, for health and stats. */
+/**
+ * The summary a tick leaves behind, for health and stats: what the tick's own invocation
+ * fanned out (lane 0, as far as its budget went), how long it took, and how many fan-out
+ * hand-overs it queued (other lanes, and the rest of lane 0 past its budget).
+ */
 export interface TickSummary {
 	scheduledTime: number;
 	listed: number;
@@ -112,6 +116,8 @@ export interface TickSummary {
 	failed: number;
 	listCalls: number;
 	sendCalls: number;
+	lanes: number;
+	handedOver: number;
 	ms: number;
 }
 

@@ -463,7 +463,7 @@ describe("GET /api/health", () => {
 	});
 
 	it("reports the last tick's summary", async () => {
-		const summary: TickSummary = { scheduledTime: T0, listed: 3, due: 2, dispatched: 2, skipped: 1, failed: 0, listCalls: 1, sendCalls: 1, ms: 12 };
+		const summary: TickSummary = { scheduledTime: T0, listed: 3, due: 2, dispatched: 2, skipped: 1, failed: 0, listCalls: 1, sendCalls: 1, lanes: 1, handedOver: 0, ms: 12 };
 		await putLastTick(env, summary);
 		const health = await read<Health>(await call("/api/health"));
 		expect(health.lastTick).toEqual(summary);
@@ -471,11 +471,11 @@ describe("GET /api/health", () => {
 
 	it("says degraded when the cron has not ticked for three minutes", async () => {
 		const stale = Date.now() - 4 * 60_000;
-		await putLastTick(env, { scheduledTime: stale, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, ms: 1 });
+		await putLastTick(env, { scheduledTime: stale, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, lanes: 1, handedOver: 0, ms: 1 });
 		const health = await read<Health>(await call("/api/health"));
 		expect(health.status).toBe("degraded");
 		expect(health.problems.join(" ")).toContain(`no tick since ${new Date(stale).toISOString()}`);
-		await putLastTick(env, { scheduledTime: Date.now(), listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, ms: 1 });
+		await putLastTick(env, { scheduledTime: Date.now(), listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 1, sendCalls: 0, lanes: 1, handedOver: 0, ms: 1 });
 		expect((await read<Health>(await call("/api/health"))).status).toBe("ok");
 	});
 

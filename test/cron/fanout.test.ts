@@ -1,12 +1,13 @@
 import { createScheduledController, reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { PLATFORM_LIMITS, fanOut } from "../../src/fanout";
+import { PLATFORM_LIMITS, fanOutLane, laneStart } from "../../src/fanout";
 import worker from "../../src/index";
 import { PERIOD_MS, phaseSeconds } from "../../src/policy/schedule";
+import { SHARD_COUNT } from "../../src/registry/keys";
 import { getEntry, getLastTick } from "../../src/registry/store";
 import { T0, eventually, fireTick, newSpace, runCount, seedPiece } from "../helpers";
-import { recordingQueue } from "../recording-queue";
+import { fanOutTick, recordingQueue } from "../recording-queue";
 
 beforeEach(() => reset());
 
@@ -21,13 +22,19 @@ async function seedMany(count: number, make: (i: number) => Parameters<typeof se
 
 describe("fan-out", () => {
 	it("sends exactly one message per enabled, due piece past 1,000 keys, and skips the rest", async () => {
-		const pieces = await seedMany(2_150, (i) => (i % 20 === 0 ? { disabledAt: 5 } : i % 20 === 1 ? { nextRunAt: T0 + PERIOD_MS } : i % 20 === 2 ? { nextRunAt: T0 } : {}));
+		// 1,200 pieces of one space (a shard of more than one page), the rest in spaces of their own.
+		const big = newSpace();
+		const state = (i: number) => (i % 20 === 0 ? { disabledAt: 5 } : i % 20 === 1 ? { nextRunAt: T0 + PERIOD_MS } : i % 20 === 2 ? { nextRunAt: T0 } : {});
+		const pieces = await seedMany(2_150, (i) => ({ ...state(i), ...(i < 1_200 ? { space: big } : {}) }));
 		const queue = recordingQueue();
-		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0);
+		const summary = await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0);
 
 		const due = pieces.filter((p) => p.disabledAt === 0 && p.nextRunAt <= T0);
 		expect(due.length).toBeGreaterThan(1_900);
-		expect(summary).toMatchObject({ listed: 2_150, due: due.length, dispatched: due.length, skipped: 2_150 - due.length, failed: 0, listCalls: 3 });
+		expect(summary).toMatchObject({ listed: 2_150, due: due.length, dispatched: due.length, skipped: 2_150 - due.length, failed: 0 });
+		// Every shard is listed; the big space's shard takes a second page.
+		expect(summary.listCalls).toBe(SHARD_COUNT + 1);
+		expect(summary.next).toBeNull();
 		const sentIds = queue.sent.map((m) => `${m.space}/${m.pieceId}`);
 		expect(new Set(sentIds).size).toBe(sentIds.length);
 		expect(new Set(sentIds)).toEqual(new Set(due.map((p) => `${p.space}/${p.pieceId}`)));
@@ -39,12 +46,13 @@ describe("fan-out", () => {
 	it("leaves pieces whose send failed due, and the next tick dispatches them", async () => {
 		await seedMany(250, () => ({}));
 		const failing = recordingQueue({ failCalls: [0] });
-		const first = await fanOut({ REGISTRY: env.REGISTRY, RUNS: failing as unknown as Queue }, T0);
-		expect(first.failed).toBe(100);
-		expect(first.dispatched).toBe(150);
+		const first = await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: failing as unknown as Queue }, T0);
+		expect(first.failed).toBeGreaterThan(0);
+		expect(first.failed + first.dispatched).toBe(250);
+		expect(failing.sent).toHaveLength(first.dispatched);
 
 		const next = recordingQueue();
-		const second = await fanOut({ REGISTRY: env.REGISTRY, RUNS: next as unknown as Queue }, T0 + PERIOD_MS);
+		const second = await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: next as unknown as Queue }, T0 + PERIOD_MS);
 		// Nothing ran in between (a fake producer), so all 250 are still due: none was lost.
 		expect(second.dispatched).toBe(250);
 	});
@@ -74,24 +82,47 @@ describe("fan-out", () => {
 });
 
 describe("fan-out within one invocation's budget", () => {
-	it("stops before the KV-operation budget; the pieces it did not reach are still due for a tick with room", async () => {
-		await seedMany(2_500, () => ({}));
-		const queue = recordingQueue();
-		const limits = { ...PLATFORM_LIMITS, maxListCalls: 2 };
-		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, limits);
-		expect(summary).toMatchObject({ listCalls: 2, listed: 2_000, dispatched: 2_000 });
+	/** Runs a lane from its start, then from each hand-over, as the fan-out queue would; every result. */
+	async function chain(queue: ReturnType<typeof recordingQueue>, limits: typeof PLATFORM_LIMITS) {
+		const results = [await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, limits)];
+		while (results.at(-1)!.next) results.push(await fanOutLane({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, results.at(-1)!.next!, limits));
+		return results;
+	}
 
-		const rest = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0 + PERIOD_MS);
-		expect(rest.dispatched).toBe(2_500);
+	it("stops before the KV-operation budget and hands over the rest: every piece sent exactly once", async () => {
+		const big = newSpace();
+		const pieces = await seedMany(2_500, (i) => (i < 1_500 ? { space: big } : {}));
+		const queue = recordingQueue();
+		const results = await chain(queue, { ...PLATFORM_LIMITS, maxListCalls: 1 });
+		// 16 shards and one more page for the big space: 17 list calls, 1 an invocation.
+		for (const result of results) expect(result.listCalls).toBe(1);
+		expect(results).toHaveLength(SHARD_COUNT + 1);
+		expect(results.slice(0, -1).every((r) => r.next !== null)).toBe(true);
+		// A hand-over inside the big space's shard carries a KV cursor.
+		expect(results.some((r) => r.next?.cursor)).toBe(true);
+		const sent = queue.sent.map((m) => `${m.space}/${m.pieceId}`);
+		expect(sent).toHaveLength(2_500);
+		expect(new Set(sent)).toEqual(new Set(pieces.map((p) => `${p.space}/${p.pieceId}`)));
 	});
 
 	it("stops before the subrequest budget, counting a page's list and sends", async () => {
-		await seedMany(2_500, () => ({}));
+		const big = newSpace();
+		await seedMany(2_500, () => ({ space: big }));
 		const queue = recordingQueue();
-		// Two full pages take 2 lists + 20 sends = 22 subrequests; a third page could take 11 more.
-		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, { ...PLATFORM_LIMITS, maxSubrequests: 32 });
-		expect(summary.listCalls + summary.sendCalls).toBeLessThanOrEqual(32);
-		expect(summary).toMatchObject({ listCalls: 2, sendCalls: 20, dispatched: 2_000 });
+		// One full page takes 1 list + 10 sends; the empty shards 1 list each. A full page
+		// needs 11 subrequests of room, so no invocation passes 32.
+		const results = await chain(queue, { ...PLATFORM_LIMITS, maxSubrequests: 32 });
+		for (const result of results) expect(result.listCalls + result.sendCalls).toBeLessThanOrEqual(32);
+		expect(results.length).toBeGreaterThan(1);
+		expect(new Set(queue.sent.map((m) => m.pieceId)).size).toBe(2_500);
+		expect(queue.sent).toHaveLength(2_500);
+	});
+
+	it("abandons a lane still sending a period after its tick began: the next tick covers it", async () => {
+		await seedMany(10, () => ({}));
+		const queue = recordingQueue();
+		const result = await fanOutLane({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, laneStart(T0, Date.now() - PERIOD_MS, 0));
+		expect(result).toMatchObject({ listCalls: 0, dispatched: 0, next: null });
 	});
 
 	it("paces sends below the queue's messages-per-second limit", async () => {
@@ -100,7 +131,7 @@ describe("fan-out within one invocation's budget", () => {
 		let now = 0;
 		const sleeps: number[] = [];
 		const clock = { now: () => now, sleep: async (ms: number) => void (sleeps.push(ms), (now += ms)) };
-		const summary = await fanOut({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, { ...PLATFORM_LIMITS, maxMessagesPerSecond: 300 }, clock);
+		const summary = await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, T0, { ...PLATFORM_LIMITS, maxMessagesPerSecond: 300 }, clock);
 		expect(summary.dispatched).toBe(1_000);
 		// 1,000 messages at 300 a second: three full seconds of waiting.
 		expect(sleeps.reduce((a, b) => a + b, 0)).toBe(3_000);
@@ -113,8 +144,8 @@ describe("load spreading", () => {
 		const first = recordingQueue();
 		const second = recordingQueue();
 		const spreadEnv = { REGISTRY: env.REGISTRY, SPREAD_SECONDS: "50" };
-		await fanOut({ ...spreadEnv, RUNS: first as unknown as Queue }, T0);
-		await fanOut({ ...spreadEnv, RUNS: second as unknown as Queue }, T0 + PERIOD_MS);
+		await fanOutTick({ ...spreadEnv, RUNS: first as unknown as Queue }, T0);
+		await fanOutTick({ ...spreadEnv, RUNS: second as unknown as Queue }, T0 + PERIOD_MS);
 		const delayOf = (queue: ReturnType<typeof recordingQueue>) => new Map(queue.sent.map((m, i) => [`${m.space}/${m.pieceId}`, queue.delays[i]]));
 		const a = delayOf(first);
 		const b = delayOf(second);
@@ -128,7 +159,7 @@ describe("load spreading", () => {
 		}
 		// Without spreading, every run goes at once.
 		const flat = recordingQueue();
-		await fanOut({ REGISTRY: env.REGISTRY, SPREAD_SECONDS: "0", RUNS: flat as unknown as Queue }, T0 + 2 * PERIOD_MS);
+		await fanOutTick({ REGISTRY: env.REGISTRY, SPREAD_SECONDS: "0", RUNS: flat as unknown as Queue }, T0 + 2 * PERIOD_MS);
 		expect(new Set(flat.delays)).toEqual(new Set([0]));
 	});
 

@@ -6,6 +6,7 @@ import worker from "../../src/index";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
+import { pieceKey } from "../../src/registry/keys";
 import { getEntry, summarise } from "../../src/registry/store";
 import { T0, runCount, seedPiece } from "../helpers";
 
@@ -123,7 +124,7 @@ describe("consumer: faults", () => {
 
 	it("a message for a piece deleted meanwhile is dropped quietly", async () => {
 		const piece = await seedPiece({ integration: "counter" });
-		await env.REGISTRY.delete(`piece/${piece.space}/${piece.pieceId}`);
+		await env.REGISTRY.delete(pieceKey(piece));
 		const { result } = await deliver([tickMessage(piece, T0)]);
 		expect(result.explicitAcks).toHaveLength(1);
 		expect(await getEntry(env, piece)).toBeNull();
@@ -180,7 +181,7 @@ describe("consumer: faults", () => {
 		await new Promise((resolve) => setTimeout(resolve, 50));
 		// Written straight to KV, as an admin request served by another isolate would.
 		const disabled = { ...(await entryOf(piece)), disabledAt: 123, status: "Disabled via UI" };
-		await env.REGISTRY.put(`piece/${piece.space}/${piece.pieceId}`, JSON.stringify(disabled), { metadata: summarise(disabled) });
+		await env.REGISTRY.put(pieceKey(piece), JSON.stringify(disabled), { metadata: summarise(disabled) });
 		await running;
 		expect(await entryOf(piece)).toMatchObject({ disabledAt: 123, status: "Disabled via UI", failures: 0 });
 	});
@@ -221,7 +222,7 @@ describe("consumer: re-registration and KV's write rate", () => {
 		const running = deliver([tickMessage(piece, T0)]);
 		await new Promise((resolve) => setTimeout(resolve, 50));
 		const reconnected = { ...(await entryOf(piece)), failures: 0, updatedAt: Date.now(), status: "Re-initializing" };
-		await env.REGISTRY.put(`piece/${piece.space}/${piece.pieceId}`, JSON.stringify(reconnected), { metadata: summarise(reconnected) });
+		await env.REGISTRY.put(pieceKey(piece), JSON.stringify(reconnected), { metadata: summarise(reconnected) });
 		await running;
 		expect(await entryOf(piece)).toMatchObject({ failures: 0, disabledAt: 0, status: "Re-initializing" });
 	});

@@ -6,7 +6,7 @@ import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type RunOutc
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
-import { PIECE_PREFIX, parsePieceKey, pieceKey, piecePrefix } from "../../src/registry/keys";
+import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
 import { T0, newLegacyPieceId, newPieceId, newSpace } from "../helpers";
@@ -399,7 +399,8 @@ describe("registry keys", () => {
 			{ space: newSpace(), pieceId: newLegacyPieceId() },
 		]) {
 			const key = pieceKey(ref);
-			expect(key).toBe(`piece/${ref.space}/${ref.pieceId}`);
+			expect(key).toBe(`${shardPrefix(shardOf(ref.space))}${ref.space}/${ref.pieceId}`);
+			expect(key).toMatch(/^piece\/[0-9a-f]{2}\/did:key:/);
 			expect(parsePieceKey(key)).toEqual(ref);
 		}
 	});
@@ -409,7 +410,7 @@ describe("registry keys", () => {
 		const key = pieceKey({ space, pieceId: newPieceId() });
 		expect(piecePrefix()).toBe(PIECE_PREFIX);
 		expect(key.startsWith(piecePrefix())).toBe(true);
-		expect(piecePrefix(space)).toBe(`piece/${space}/`);
+		expect(piecePrefix(space)).toBe(`${shardPrefix(shardOf(space))}${space}/`);
 		expect(key.startsWith(piecePrefix(space))).toBe(true);
 		expect(key.startsWith(piecePrefix(newSpace()))).toBe(false);
 	});
@@ -427,6 +428,28 @@ describe("registry keys", () => {
 		expect(parsePieceKey("piece/did:key:z6Mkabc/")).toBeNull();
 		expect(parsePieceKey("piece//fid1:abc")).toBeNull();
 		expect(parsePieceKey("pieces/a/b")).toBeNull();
+		// A key of the previous, unsharded schema, and a key filed under the wrong shard.
+		const space = newSpace();
+		expect(parsePieceKey(`piece/${space}/${newPieceId()}`)).toBeNull();
+		expect(parsePieceKey(`${shardPrefix((shardOf(space) + 1) % SHARD_COUNT)}${space}/${newPieceId()}`)).toBeNull();
+	});
+
+	it("puts every piece in exactly one shard, a space's pieces all in the same one, spread evenly", () => {
+		const perShard = new Array<number>(SHARD_COUNT).fill(0);
+		const spaces = Array.from({ length: 3_200 }, () => newSpace());
+		for (const space of spaces) {
+			const keys = [pieceKey({ space, pieceId: newPieceId() }), pieceKey({ space, pieceId: newLegacyPieceId() })];
+			for (const key of keys) {
+				const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s).filter((s) => key.startsWith(shardPrefix(s)));
+				expect(shards).toEqual([shardOf(space)]);
+				expect(key.startsWith(piecePrefix(space))).toBe(true);
+			}
+			perShard[shardOf(space)]!++;
+		}
+		// 3,200 spaces over 16 shards: 200 each on average; a fair hash stays well within ±30 %.
+		expect(Math.min(...perShard)).toBeGreaterThan(140);
+		expect(Math.max(...perShard)).toBeLessThan(260);
+		expect(new Set(Array.from({ length: SHARD_COUNT }, (_, s) => shardPrefix(s))).size).toBe(SHARD_COUNT);
 	});
 });
 
@@ -608,10 +631,11 @@ describe("KV key length", () => {
 });
 
 describe("spreadSeconds", () => {
-	it("takes 0 to 59 whole seconds and falls back to the default otherwise", () => {
+	it("takes 0 to 60 whole seconds and falls back to the default otherwise", () => {
 		expect(spreadSeconds("0")).toBe(0);
 		expect(spreadSeconds("59")).toBe(59);
-		for (const bad of [undefined, "", "60", "-1", "1.5", "abc"]) expect(spreadSeconds(bad)).toBe(DEFAULT_SPREAD_SECONDS);
+		expect(spreadSeconds("60")).toBe(60);
+		for (const bad of [undefined, "", "61", "-1", "1.5", "abc"]) expect(spreadSeconds(bad)).toBe(DEFAULT_SPREAD_SECONDS);
 	});
 });
 
