@@ -515,7 +515,7 @@ function parseArgs(argv) {
 	}
 	if (!Number.isInteger(options.pieces) || options.pieces < 1 || options.pieces > 1_000_000) usage("--pieces must be a whole number from 1 to 1,000,000");
 	if (!["auto", "on", "off"].includes(options.delays)) usage("--delays must be auto, on or off");
-	if (!Number.isInteger(options.spread) || options.spread < 0 || options.spread > 59) usage("--spread must be a whole number of seconds from 0 to 59");
+	if (!Number.isInteger(options.spread) || options.spread < 0 || options.spread > 60) usage("--spread must be a whole number of seconds from 0 to 60");
 	return options;
 }
 
