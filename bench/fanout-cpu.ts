@@ -25,7 +25,9 @@ export async function measureFanoutCpu(pieces: number, tickTime: number, repeats
 		const metadata: PieceSummary = { integration: "bench", createdAt: 1000, updatedAt: 1000, disabledAt: 0, lastRun: tickTime - 59_500, status: "Success", failures: 0, nextRunAt: tickTime };
 		const name = pieceKey({ space: `did:key:z6Mk${String(Math.floor(i / 100)).padStart(44, "1")}`, pieceId: `fid1:${String(i).padStart(43, "A")}` });
 		const prefix = name.slice(0, shardPrefix(0).length);
-		byShard.set(prefix, [...(byShard.get(prefix) ?? []), { name, metadata }]);
+		const keys = byShard.get(prefix) ?? [];
+		keys.push({ name, metadata });
+		byShard.set(prefix, keys);
 	}
 	const pages = new Map<string, Page>();
 	for (const [prefix, keys] of byShard) {
