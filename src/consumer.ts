@@ -1,4 +1,5 @@
 import { logError, logEvent } from "./log";
+import { withRun } from "./policy/history";
 import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "./policy/record";
 import { applyOutcome, type RunEvent } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
@@ -146,9 +147,12 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	const current = await getEntry(env, message);
 	const lateReason = dropReason(current, message) ?? (outcome.kind === "failed" && current && current.updatedAt > started ? "re-registered" : null);
 	if (!current || lateReason) return dropped(message, `${lateReason} during the run`);
-	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now: Date.now(), runId: message.runId, durationMs });
-	if (changed(current, entry)) await putEntry(env, entry);
-	report(event, message, entry.failures, durationMs, outcome.kind === "unavailable" ? outcome.reason : entry.lastError);
+	const now = Date.now();
+	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now, runId: message.runId, durationMs });
+	const error = outcome.kind === "unavailable" ? outcome.reason : outcome.kind === "failed" ? outcome.error : "";
+	// Written only if the outcome changed the entry; the run is then recorded in its history too.
+	if (changed(current, entry)) await putEntry(env, withRun(entry, event, now, durationMs, error));
+	report(event, message, entry.failures, durationMs, error || entry.lastError);
 	if (event === "disabled") logEvent("disable", { piece: `${message.space}/${message.pieceId}`, status: entry.status });
 	if (event === "unavailable") return attempts < UNAVAILABLE_ATTEMPTS ? "retry" : "dropped";
 	return "ran";

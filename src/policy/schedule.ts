@@ -79,7 +79,7 @@ export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunCon
 			};
 		case "failed": {
 			const failures = entry.failures + 1;
-			const failed = { ...base, failures, lastError: outcome.error, unavailableSince: 0 };
+			const failed = { ...base, failures, lastError: outcome.error, unavailableSince: 0, lastFailureAt: run.now };
 			if (failures >= MAX_CONSECUTIVE_FAILURES) {
 				return { event: "disabled", entry: { ...failed, disabledAt: run.now, status: `Disabled: ${outcome.error}` } };
 			}

@@ -34,6 +34,23 @@ export interface PieceEntry extends PieceRef {
 	lastDurationMs: number;
 	/** Since when the runtime has been unavailable for this piece; 0 when it last answered. */
 	unavailableSince: number;
+	/** When the piece last failed; 0 if never. (Absent from entries written before it existed.) */
+	lastFailureAt?: number;
+	/** The recorded runs, oldest first, at most RUN_HISTORY_LENGTH (src/policy/history.ts). */
+	history?: RunRecord[];
+}
+
+/**
+ * One recorded run. Runs are recorded when they are written anyway (their outcome changed
+ * something, or the lastRun heartbeat was due), so keeping history costs no extra KV write.
+ */
+export interface RunRecord {
+	/** When the run ended, ms. */
+	at: number;
+	outcome: "success" | "failure" | "disabled" | "unavailable";
+	durationMs: number;
+	/** The piece's error, or why the runtime was unavailable; clipped to 200 characters. */
+	error?: string;
 }
 
 /**
@@ -42,5 +59,5 @@ export interface PieceEntry extends PieceRef {
  */
 export type PieceSummary = Pick<
 	PieceEntry,
-	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt"
+	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt"
 >;

@@ -64,6 +64,7 @@ export function summarise(entry: PieceEntry): PieceSummary {
 		status: clipText(entry.status, SUMMARY_STATUS_LENGTH),
 		failures: entry.failures,
 		nextRunAt: entry.nextRunAt,
+		lastFailureAt: entry.lastFailureAt ?? 0,
 	};
 	while (utf8Length(JSON.stringify(summary)) > KV_METADATA_LIMIT) {
 		summary.status = clipText(summary.status, Math.floor(Array.from(summary.status).length / 2));
@@ -119,6 +120,8 @@ export interface TickSummary {
 	lanes: number;
 	handedOver: number;
 	ms: number;
+	/** `[scheduledTime, dispatched]` of the ticks of the last hour, this one included. */
+	recent?: [number, number][];
 }
 
 /** Records the last tick's summary (one KV write per tick). */

@@ -140,3 +140,25 @@ describe("duplicates and stale messages", () => {
 		expect(await runCount(piece)).toBe(1);
 	});
 });
+
+describe("run history rides on the writes that happen anyway", () => {
+	it("records failures, a disable and a recovery; a steady success adds nothing", async () => {
+		const piece = await steadyPiece({ integration: "fail" });
+		await handleMessage(tickMessage(piece, T0), 1, env);
+		const failed = await getEntry(env, piece);
+		expect(failed?.history).toEqual([{ at: expect.any(Number), outcome: "failure", durationMs: expect.any(Number), error: "example failure: the fail piece raised an error" }]);
+		expect(failed?.lastFailureAt).toBe(failed?.history?.[0]?.at);
+
+		// The piece is fixed (re-registered as counter) and succeeds: recorded, since status changes.
+		const fixed = { ...failed!, integration: "counter", updatedAt: 0 };
+		await env.REGISTRY.put(pieceKey(piece), JSON.stringify(fixed));
+		await handleMessage(tickMessage(fixed, T0 + 2 * PERIOD_MS), 1, env);
+		const recovered = await getEntry(env, piece);
+		expect(recovered?.history?.map((r) => r.outcome)).toEqual(["failure", "success"]);
+
+		// Now steady: its next success writes nothing, so records nothing.
+		await new Promise((resolve) => setTimeout(resolve, 1_000));
+		await handleMessage(tickMessage(recovered!, T0 + 3 * PERIOD_MS), 1, env);
+		expect((await getEntry(env, piece))?.history).toHaveLength(2);
+	});
+});

@@ -1,0 +1,20 @@
+import type { PieceEntry, RunRecord } from "../registry/entry";
+import { clipText } from "../util/text";
+import type { RunEvent } from "./schedule";
+
+/** How many recorded runs an entry keeps (a few KB at most; KV values may be 25 MB). */
+export const RUN_HISTORY_LENGTH = 20;
+
+/** Longest error text kept in a run record. */
+const RECORD_ERROR_LENGTH = 200;
+
+/**
+ * The entry with one more recorded run, dropping the oldest past RUN_HISTORY_LENGTH. Called
+ * only for entries about to be written anyway, so history rides on writes that happen
+ * regardless: an outcome that changed something, or a lastRun heartbeat.
+ */
+export function withRun(entry: PieceEntry, event: RunEvent, at: number, durationMs: number, error: string): PieceEntry {
+	const record: RunRecord = { at, outcome: event, durationMs };
+	if (event !== "success" && error) record.error = clipText(error, RECORD_ERROR_LENGTH);
+	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
+}
