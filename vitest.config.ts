@@ -41,11 +41,15 @@ export default defineConfig({
 				test: {
 					name: "worker",
 					include: ["test/**/*.test.ts"],
-					exclude: ["test/node/**"],
+					exclude: ["test/node/**", "test/dashboard/**"],
 					testTimeout: 20_000,
 					// The Worker logs a JSON line per event; show them only for a failing test.
 					silent: "passed-only",
 				},
+			},
+			{
+				// The dashboard in Debian's Chromium against `npm start`'s system: `npm run test:dashboard`.
+				test: { name: "dashboard", include: ["test/dashboard/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 240_000, fileParallelism: false },
 			},
 			{
 				// The command-line tool, in Node, where it runs.

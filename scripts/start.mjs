@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: the whole system on this machine.
 //  - the scheduler Worker (wrangler dev, Miniflare) on PORT, its KV and Queues persisted in
-//    .wrangler/state so registrations survive restarts;
+//    STATE_DIR (default .wrangler/state) so registrations survive restarts;
 //  - the reference piece runtime (a development harness) on RUNTIME_PORT;
 //  - a ticker that fires the cron every TICK_SECONDS, as Cloudflare does in production
 //    (wrangler dev never fires crons by itself).
@@ -17,6 +17,7 @@ const port = Number(env.PORT || 8787);
 const runtimePort = Number(env.RUNTIME_PORT || port + 1);
 const tickSeconds = Number(env.TICK_SECONDS ?? 60);
 const adminToken = env.ADMIN_TOKEN || "dev-admin-token";
+const persistTo = env.STATE_DIR || join(".wrangler", "state");
 const base = `http://127.0.0.1:${port}`;
 
 if (!Number.isFinite(tickSeconds) || tickSeconds < 0) fail(`TICK_SECONDS must be 0 (off) or a number of seconds, not "${env.TICK_SECONDS}"`);
@@ -24,7 +25,8 @@ if (!Number.isFinite(tickSeconds) || tickSeconds < 0) fail(`TICK_SECONDS must be
 // Secrets go to the Worker through an env file, so wrangler shows them as hidden.
 const stateDir = join(root, ".wrangler");
 mkdirSync(stateDir, { recursive: true });
-const envFile = join(stateDir, "start.env");
+// One env file per port, so two systems (say, npm start and the dashboard tests) can run at once.
+const envFile = join(stateDir, `start-${port}.env`);
 const workerVars = {
 	ADMIN_TOKEN: adminToken,
 	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/v1/run`,
@@ -45,7 +47,7 @@ const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
 const children = [
 	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`]),
-	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--persist-to", ".wrangler/state", "--test-scheduled", "--env-file", envFile]),
+	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--inspector-port", String(port + 1000), "--persist-to", persistTo, "--test-scheduled", "--env-file", envFile]),
 ];
 
 await waitFor(`${base}/api/health`);

@@ -5,6 +5,8 @@ import { errorResponse, notFound } from "./api/errors";
 import { health } from "./api/health";
 import { deletePiece, getPiece, listPiecesRoute, patchPiece, runPieceNow } from "./api/pieces";
 import { register } from "./api/registration";
+import { openApiDocument } from "./api/openapi";
+import { stats } from "./api/stats";
 
 type Args = [Env, ExecutionContext];
 
@@ -21,6 +23,8 @@ export const api = AutoRouter<IRequest, Args>({
 	missing: notFound,
 })
 	.get("/api/health", health)
+	.get("/api/stats", admin, stats)
+	.get("/api/openapi.json", () => openApiDocument)
 	.post("/api/integrations/bg", registrant, register)
 	.get("/api/integrations/bg", admin, listPiecesRoute)
 	.get(PIECE, getPiece)

@@ -1,7 +1,10 @@
 import { fanOutLane, laneStart, logFanout, type FanoutResult } from "./fanout";
 import { runQueues } from "./lanes";
 import { logError, logEvent } from "./log";
-import { putLastTick, type TickSummary } from "./registry/store";
+import { getLastTick, putLastTick, type TickSummary } from "./registry/store";
+
+/** How far back the last tick's record keeps earlier ticks. */
+const HOUR_MS = 60 * 60_000;
 import { fanoutWorkSchema, firstIssue, type FanoutWork } from "./schema";
 
 /**
@@ -29,7 +32,10 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
 	const summary: TickSummary = { ...counts, lanes, handedOver, ms: Date.now() - startedAt };
 	logEvent("tick", { ...summary });
 	try {
-		await putLastTick(env, summary);
+		// The last hour's ticks ride along (one read and one write a minute), for /api/stats.
+		const previous = await getLastTick(env);
+		const recent = (previous?.recent ?? []).filter(([time]) => time > tickTime - HOUR_MS && time !== tickTime);
+		await putLastTick(env, { ...summary, recent: [...recent, [tickTime, summary.dispatched]] });
 	} catch (error) {
 		// Only the health page's view of the tick is lost; the runs are already queued.
 		logError("tick-summary-write-failed", error);

@@ -51,7 +51,8 @@ export async function health(_request: Request, env: Env) {
 		time: Date.now(),
 		did,
 		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env) },
-		lastTick,
+		// The hour of earlier ticks is for /api/stats; health shows the last one.
+		lastTick: lastTick && { ...lastTick, recent: undefined },
 		problems,
 	};
 }

@@ -62,7 +62,7 @@ export async function patchPiece(request: IRequest, env: Env) {
 	const next = withEnabled(entry, enabled, Date.now());
 	if (next !== entry) await putEntry(env, next);
 	logEvent(enabled ? "enable" : "disable", { piece: label(ref), by: "admin" });
-	return { success: true, message: `Piece ${label(ref)} ${enabled ? "enabled" : "disabled"}`, piece: { ...next, enabled: next.disabledAt === 0 } };
+	return { success: true, message: `Piece ${label(ref)} ${enabled ? "enabled" : "disabled"}`, piece: view(next, env) };
 }
 
 /** `DELETE /api/integrations/bg/:space/:pieceId`: forget the piece; queued runs for it are dropped. */

@@ -5,7 +5,9 @@ import { oneOffMessage, tickMessage } from "../../src/messages";
 import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type RunOutcome } from "../../src/policy/outcome";
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
+import { RUN_HISTORY_LENGTH, withRun } from "../../src/policy/history";
 import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
+import { pieceState } from "../../src/policy/state";
 import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
@@ -461,7 +463,7 @@ describe("summarise", () => {
 		entry({ status, integration, createdAt: MAX_TIME, updatedAt: MAX_TIME, disabledAt: MAX_TIME, lastRun: MAX_TIME, nextRunAt: MAX_TIME, failures: 999 });
 
 	it("keeps exactly the summary fields", () => {
-		const piece = entry({ status: "Success", failures: 1 });
+		const piece = entry({ status: "Success", failures: 1, lastFailureAt: 77, history: [{ at: 77, outcome: "failure", durationMs: 3, error: "x" }] });
 		expect(summarise(piece)).toEqual({
 			integration: piece.integration,
 			createdAt: piece.createdAt,
@@ -471,7 +473,10 @@ describe("summarise", () => {
 			status: "Success",
 			failures: 1,
 			nextRunAt: piece.nextRunAt,
+			lastFailureAt: 77,
 		});
+		// An entry written before lastFailureAt existed lists as 0; history never reaches metadata.
+		expect(summarise({ ...piece, lastFailureAt: undefined })).toMatchObject({ lastFailureAt: 0 });
 	});
 
 	it("keeps a short status whole and clips a long one with an ellipsis", () => {
@@ -680,5 +685,26 @@ describe("write-on-change policy", () => {
 		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), true)).toEqual({ kind: "duplicate" });
 		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), false).kind).toBe("unavailable");
 		expect(classifyResponse(401, JSON.stringify({ error: "signer not allowed" }), true).kind).toBe("unavailable");
+	});
+});
+
+describe("run history", () => {
+	it("keeps the last 20 records, clipping long errors, with no error on a success", () => {
+		let entry = registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "x" }, 1_000);
+		for (let i = 0; i < 25; i++) entry = withRun(entry, i % 2 ? "success" : "failure", i, 3, "e".repeat(500));
+		expect(entry.history).toHaveLength(RUN_HISTORY_LENGTH);
+		expect(entry.history?.[0]?.at).toBe(5);
+		expect(entry.history?.at(-1)).toMatchObject({ at: 24, outcome: "failure" });
+		expect(Array.from(entry.history!.at(-1)!.error!)).toHaveLength(200);
+		expect(entry.history?.at(-2)).not.toHaveProperty("error");
+	});
+
+	it("colours pieces as the replaced admin did", () => {
+		expect(pieceState({ disabledAt: 0, status: "Success", failures: 0 })).toBe("ok");
+		expect(pieceState({ disabledAt: 0, status: "Initializing", failures: 0 })).toBe("pending");
+		expect(pieceState({ disabledAt: 0, status: "Runtime unavailable since …", failures: 0 })).toBe("pending");
+		expect(pieceState({ disabledAt: 0, status: "boom", failures: 1 })).toBe("failing");
+		expect(pieceState({ disabledAt: 5, status: "Disabled: boom", failures: 3 })).toBe("failing");
+		expect(pieceState({ disabledAt: 5, status: "Disabled via UI", failures: 0 })).toBe("disabled");
 	});
 });

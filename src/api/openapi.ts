@@ -1,0 +1,234 @@
+import { MAX_INTEGRATION_LENGTH } from "../schema";
+
+/*
+ * The HTTP API as an OpenAPI 3.1 document, served at GET /api/openapi.json. Written by hand
+ * beside the routes (src/api.ts); test/api/openapi.test.ts keeps it true: every route is
+ * documented and every documented operation exists, and real answers match their schemas.
+ */
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object, description: string) => ({ description, content: { "application/json": { schema } } });
+const error = (description: string) => json(ref("Error"), description);
+const ms = { type: "integer", minimum: 0, description: "milliseconds since the epoch; 0 = never / not set" };
+const count = { type: "integer", minimum: 0 };
+const adminOnly = { security: [{ adminToken: [] }] };
+const adminErrors = {
+	"401": error("missing or wrong admin token"),
+	"503": error("ADMIN_TOKEN is not set: the admin API is disabled"),
+};
+const pieceParams = [
+	{ name: "space", in: "path", required: true, schema: { type: "string", pattern: "^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$" }, description: "the space DID" },
+	{ name: "pieceId", in: "path", required: true, schema: { type: "string" }, description: "`fid1:` + 43 base64url characters, or a legacy `baed…` CID (an `of:` prefix is dropped)" },
+];
+
+const tickSummary = {
+	type: "object",
+	required: ["scheduledTime", "listed", "due", "dispatched", "skipped", "failed", "listCalls", "sendCalls", "lanes", "handedOver", "ms"],
+	properties: {
+		scheduledTime: ms,
+		listed: count,
+		due: count,
+		dispatched: count,
+		skipped: count,
+		failed: { ...count, description: "messages whose send failed (their pieces stay due)" },
+		listCalls: count,
+		sendCalls: count,
+		lanes: count,
+		handedOver: { ...count, description: "fan-out hand-overs queued (other lanes, or the rest of lane 0)" },
+		ms: { ...count, description: "how long the tick's own invocation took" },
+	},
+};
+
+const piece = {
+	type: "object",
+	required: ["space", "pieceId", "integration", "createdAt", "updatedAt", "disabledAt", "lastRun", "status", "failures", "nextRunAt", "enabled", "lastRunMaxLagMs"],
+	properties: {
+		space: { type: "string" },
+		pieceId: { type: "string" },
+		integration: { type: "string" },
+		createdAt: ms,
+		updatedAt: ms,
+		disabledAt: { ...ms, description: "when it was disabled; 0 while enabled" },
+		lastRun: { ...ms, description: "end of the last recorded successful run" },
+		status: { type: "string", description: "Success, the last error, Disabled: …, Disabled via UI, Initializing, Runtime unavailable since …" },
+		failures: { ...count, description: "consecutive failures of the piece" },
+		nextRunAt: { ...ms, description: "the first tick that runs it again; 0 = the next tick" },
+		lastFailureAt: ms,
+		enabled: { type: "boolean" },
+		lastRunMaxLagMs: { ...count, description: "how old lastRun may be although the piece ran (write on change); 0 when every outcome is recorded" },
+	},
+};
+
+const fullPiece = {
+	...piece,
+	required: [...piece.required, "lastRunId", "lastError", "lastDurationMs", "unavailableSince"],
+	properties: {
+		...piece.properties,
+		lastRunId: { type: "string" },
+		lastError: { type: "string" },
+		lastDurationMs: count,
+		unavailableSince: ms,
+		history: { type: "array", items: ref("RunRecord"), description: "recorded runs, oldest first (at most 20)" },
+	},
+};
+
+/** The OpenAPI document of this Worker's HTTP API. */
+export const openApiDocument = {
+	openapi: "3.1.0",
+	info: {
+		title: "Background piece scheduler",
+		version: "1",
+		description: "Registers Common Fabric pieces whose bgUpdater runs server-side every minute, and steers them. Admin operations need `Authorization: Bearer <ADMIN_TOKEN>`.",
+	},
+	paths: {
+		"/api/health": {
+			get: {
+				summary: "Whether the service can do its job",
+				responses: { "200": json(ref("Health"), "always, while the Worker answers; `status` says ok or degraded") },
+			},
+		},
+		"/api/stats": {
+			get: {
+				summary: "Counts by state, the last tick, the last hour",
+				...adminOnly,
+				responses: { "200": json(ref("Stats"), "the figures"), ...adminErrors },
+			},
+		},
+		"/api/openapi.json": {
+			get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } } },
+		},
+		"/api/integrations/bg": {
+			post: {
+				summary: "Register a piece (the replaced service's route); re-registering re-enables it",
+				description: "Open unless REGISTRATION_TOKEN is set; pages of origins outside ALLOWED_ORIGINS are refused.",
+				requestBody: { required: true, content: { "application/json": { schema: ref("Registration") } } },
+				responses: {
+					"200": json(ref("Success"), "registered"),
+					"400": error("malformed body or ids"),
+					"401": error("REGISTRATION_TOKEN is set and the bearer token is missing or wrong"),
+					"403": error("the page's origin is not in ALLOWED_ORIGINS"),
+					"409": error("the space already has MAX_PIECES_PER_SPACE pieces"),
+					"413": error("body over 64 KB"),
+					"429": error("this piece was written a moment ago; try again in a second"),
+				},
+			},
+			get: {
+				summary: "List pieces, one page (from list metadata)",
+				...adminOnly,
+				parameters: [
+					{ name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000, default: 100 } },
+					{ name: "cursor", in: "query", schema: { type: "string" }, description: "from the previous page" },
+					{ name: "space", in: "query", schema: { type: "string" }, description: "only this space's pieces" },
+				],
+				responses: { "200": json(ref("PiecePage"), "one page"), "400": error("bad limit, space or cursor"), ...adminErrors },
+			},
+		},
+		"/api/integrations/bg/{space}/{pieceId}": {
+			parameters: pieceParams,
+			get: {
+				summary: "One piece's whole entry, with its recent runs (public, as the replaced service's check)",
+				responses: { "200": json(ref("PieceEntry"), "the entry"), "400": error("malformed ids"), "404": error("not registered") },
+			},
+			patch: {
+				summary: "Enable or disable a piece",
+				...adminOnly,
+				requestBody: { required: true, content: { "application/json": { schema: ref("Patch") } } },
+				responses: {
+					"200": json({ type: "object", required: ["success", "message", "piece"], properties: { success: { const: true }, message: { type: "string" }, piece: ref("PieceEntry") } }, "changed"),
+					"400": error("malformed body or ids"),
+					"404": error("not registered"),
+					"429": error("this piece was written a moment ago; try again in a second"),
+					...adminErrors,
+				},
+			},
+			delete: {
+				summary: "Delete a piece",
+				...adminOnly,
+				responses: { "200": json(ref("Success"), "deleted"), "400": error("malformed ids"), "404": error("not registered"), ...adminErrors },
+			},
+		},
+		"/api/integrations/bg/{space}/{pieceId}/run": {
+			parameters: pieceParams,
+			post: {
+				summary: "Queue a run now, outside the tick",
+				...adminOnly,
+				responses: {
+					"202": json({ type: "object", required: ["success", "message", "runId"], properties: { success: { const: true }, message: { type: "string" }, runId: { type: "string" } } }, "queued"),
+					"400": error("malformed ids"),
+					"404": error("not registered"),
+					"409": error("the piece is disabled; enable it first"),
+					...adminErrors,
+				},
+			},
+		},
+	},
+	components: {
+		securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" } },
+		schemas: {
+			Error: { type: "object", required: ["success", "error"], properties: { success: { const: false }, error: { type: "string" } } },
+			Success: { type: "object", required: ["success", "message"], properties: { success: { const: true }, message: { type: "string" } } },
+			Registration: {
+				type: "object",
+				required: ["space", "pieceId", "integration"],
+				properties: {
+					space: { type: "string", description: "the space DID (did:key:z6Mk…)" },
+					pieceId: { type: "string", description: "fid1:… or a legacy baed… CID, optionally with of:" },
+					integration: { type: "string", minLength: 1, maxLength: MAX_INTEGRATION_LENGTH, description: "what registered it, e.g. gmail" },
+				},
+			},
+			Patch: { type: "object", required: ["enabled"], properties: { enabled: { type: "boolean" } } },
+			Piece: piece,
+			PieceEntry: fullPiece,
+			RunRecord: {
+				type: "object",
+				required: ["at", "outcome", "durationMs"],
+				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable"] }, durationMs: count, error: { type: "string" } },
+			},
+			PiecePage: {
+				type: "object",
+				required: ["success", "pieces", "cursor", "complete"],
+				properties: { success: { const: true }, pieces: { type: "array", items: ref("Piece") }, cursor: { type: ["string", "null"] }, complete: { type: "boolean" } },
+			},
+			TickSummary: tickSummary,
+			Health: {
+				type: "object",
+				required: ["status", "service", "time", "did", "runtime", "lastTick", "problems"],
+				properties: {
+					status: { enum: ["ok", "degraded"] },
+					service: { type: "string" },
+					time: ms,
+					did: { type: ["string", "null"], description: "the service's did:key; runtimes allow it" },
+					runtime: { type: ["object", "null"], required: ["via", "timeoutMs"], properties: { via: { enum: ["service-binding", "url"] }, timeoutMs: count } },
+					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
+					problems: { type: "array", items: { type: "string" } },
+				},
+			},
+			Stats: {
+				type: "object",
+				required: ["success", "time", "counts", "complete", "lastTick", "lastHour"],
+				properties: {
+					success: { const: true },
+					time: ms,
+					counts: {
+						type: "object",
+						required: ["total", "enabled", "disabled", "failing", "byState"],
+						properties: {
+							total: count,
+							enabled: count,
+							disabled: count,
+							failing: { ...count, description: "failing, or disabled by their failures" },
+							byState: { type: "object", required: ["ok", "pending", "failing", "disabled"], properties: { ok: count, pending: count, failing: count, disabled: count } },
+						},
+					},
+					complete: { type: "boolean", description: "false past 900,000 pieces: the counts cover the first 900,000" },
+					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
+					lastHour: {
+						type: "object",
+						required: ["ticks", "dispatched", "failedPieces"],
+						properties: { ticks: count, dispatched: { ...count, description: "runs the ticks dispatched" }, failedPieces: { ...count, description: "pieces that failed at least once" } },
+					},
+				},
+			},
+		},
+	},
+} as const;
