@@ -134,7 +134,8 @@ function renderTable() {
 	$("#prev").disabled = state.page === 0;
 	$("#next").disabled = state.page >= pages - 1;
 	for (const button of document.querySelectorAll("[data-sort]")) {
-		button.setAttribute("aria-sort", button.dataset.sort === state.sort.key ? (state.sort.dir > 0 ? "ascending" : "descending") : "none");
+		const sort = button.dataset.sort === state.sort.key ? (state.sort.dir > 0 ? "ascending" : "descending") : "none";
+		button.closest("th").setAttribute("aria-sort", sort);
 	}
 }
 
@@ -188,16 +189,19 @@ async function refresh() {
 	}
 }
 
+const samePiece = (a) => (b) => a.space === b.space && a.pieceId === b.pieceId;
+
 /** Re-reads one piece after an action and updates its row (or removes it, if it is gone). */
 async function reload(piece) {
-	const index = state.pieces.indexOf(piece);
+	let fresh = null;
 	try {
-		const fresh = await api(piecePath(piece));
-		if (index >= 0) state.pieces[index] = fresh;
+		fresh = await api(piecePath(piece));
 	} catch (error) {
 		if (error.status !== 404) throw error;
-		if (index >= 0) state.pieces.splice(index, 1);
 	}
+	// Looked up after the await: a refresh may have replaced the list meanwhile.
+	const index = state.pieces.findIndex(samePiece(piece));
+	if (index >= 0) fresh ? (state.pieces[index] = fresh) : state.pieces.splice(index, 1);
 	render();
 }
 
@@ -214,7 +218,7 @@ async function act(action, piece) {
 		} else if (action === "delete") {
 			if (!confirm(`Delete ${piece.space}/${piece.pieceId}? It stops running and its history is lost.`)) return;
 			await api(piecePath(piece), { method: "DELETE" });
-			state.pieces = state.pieces.filter((p) => p !== piece);
+			state.pieces = state.pieces.filter((p) => !samePiece(piece)(p));
 			render();
 			return say(`Deleted ${label}.`);
 		}
@@ -308,6 +312,7 @@ for (const button of document.querySelectorAll("[data-sort]")) {
 	button.addEventListener("click", () => {
 		const key = button.dataset.sort;
 		state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : key === "lastRun" ? -1 : 1 };
+		state.page = 0;
 		renderTable();
 	});
 }
@@ -315,7 +320,13 @@ $("#pieces tbody").addEventListener("click", async (event) => {
 	const button = event.target.closest("button");
 	const row = event.target.closest("tr");
 	if (!button || !row?.piece) return;
-	if (button.dataset.action) return act(button.dataset.action, row.piece);
+	if (button.dataset.action) {
+		// One request at a time per button: a double click must not queue two runs.
+		button.disabled = true;
+		await act(button.dataset.action, row.piece);
+		button.disabled = false;
+		return;
+	}
 	if (button.dataset.copy) {
 		await navigator.clipboard?.writeText(row.piece[button.dataset.copy]).catch(() => {});
 		return say(`Copied ${button.dataset.copy === "space" ? "space DID" : "piece id"}.`);

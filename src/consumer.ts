@@ -1,6 +1,6 @@
 import { logError, logEvent } from "./log";
 import { withRun } from "./policy/history";
-import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "./policy/record";
+import { alreadyRecorded, heartbeatMs, isStale, mustRecord, trustsSnapshot } from "./policy/record";
 import { applyOutcome, type RunEvent } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
 import { KV_WRITE_INTERVAL_MS, getEntry, putEntry } from "./registry/store";
@@ -121,7 +121,7 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	if (isStale(message, Date.now())) return dropped(message, "stale: its piece's next tick message is due");
 
 	let before: PieceEntry | null = null;
-	if (!trustsSnapshot(message)) {
+	if (!trustsSnapshot(message, attempts)) {
 		before = await getEntry(env, message);
 		const reason = dropReason(before, message);
 		if (!before || reason) return dropped(message, reason);
@@ -134,7 +134,8 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	const started = Date.now();
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
 	if (outcome.kind === "duplicate") return dropped(message, "the runtime already has this run (duplicate delivery)");
-	if (!mustRecord(message, outcome, Date.now(), heartbeatMs(env.HEARTBEAT_MINUTES))) {
+	const heartbeat = heartbeatMs(env.HEARTBEAT_MINUTES);
+	if (!mustRecord(message, outcome, Date.now(), heartbeat, attempts)) {
 		report("success", message, 0, durationMs, "");
 		return "ran";
 	}
@@ -148,6 +149,10 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	const lateReason = dropReason(current, message) ?? (outcome.kind === "failed" && current && current.updatedAt > started ? "re-registered" : null);
 	if (!current || lateReason) return dropped(message, `${lateReason} during the run`);
 	const now = Date.now();
+	if (message.kind === "tick" && outcome.kind === "ok" && alreadyRecorded(current, now, heartbeat)) {
+		report("success", message, 0, durationMs, "");
+		return "ran";
+	}
 	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now, runId: message.runId, durationMs });
 	const error = outcome.kind === "unavailable" ? outcome.reason : outcome.kind === "failed" ? outcome.error : "";
 	// Written only if the outcome changed the entry; the run is then recorded in its history too.

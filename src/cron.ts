@@ -1,11 +1,9 @@
 import { fanOutLane, laneStart, logFanout, type FanoutResult } from "./fanout";
 import { runQueues } from "./lanes";
 import { logError, logEvent } from "./log";
+import { HOUR_MS } from "./policy/schedule";
 import { getLastTick, putLastTick, type TickSummary } from "./registry/store";
-
-/** How far back the last tick's record keeps earlier ticks. */
-const HOUR_MS = 60 * 60_000;
-import { fanoutWorkSchema, firstIssue, type FanoutWork } from "./schema";
+import { fanoutWorkSchema, firstIssue } from "./schema";
 
 /**
  * The Cron Trigger (`* * * * *`): one fan-out per tick. The tick's scheduledTime is the
@@ -22,9 +20,14 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
 	let handedOver = 0;
 	if (lanes > 1) {
 		const starts = Array.from({ length: lanes - 1 }, (_, i) => laneStart(tickTime, startedAt, i + 1));
-		// ≤ 15 lanes: one sendBatch, far inside its 100 messages.
-		await env.FANOUT.sendBatch(starts.map((body) => ({ body, contentType: "json" as const })));
-		handedOver += starts.length;
+		try {
+			// ≤ 15 lanes: one sendBatch, far inside its 100 messages.
+			await env.FANOUT.sendBatch(starts.map((body) => ({ body, contentType: "json" as const })));
+			handedOver += starts.length;
+		} catch (error) {
+			// Those lanes' pieces stay due for the next tick; lane 0 goes ahead regardless.
+			logError("fanout-handover-failed", error, { scheduledTime: tickTime, lanes: starts.length });
+		}
 	}
 	const result = await fanOutLane(env, laneStart(tickTime, startedAt, 0));
 	handedOver += await handOver(env, result);
@@ -70,10 +73,18 @@ export async function handleFanout(batch: MessageBatch<unknown>, env: Env): Prom
 	}
 }
 
-/** Queues the rest of a lane, if any; answers how many hand-overs it queued. */
+/**
+ * Queues the rest of a lane, if any; answers how many hand-overs it queued. A failed send is
+ * logged, not thrown: what was sent stays sent, and the pieces not reached stay due for the
+ * next tick.
+ */
 async function handOver(env: Pick<Env, "FANOUT">, result: FanoutResult): Promise<number> {
 	if (!result.next) return 0;
-	const work: FanoutWork = result.next;
-	await env.FANOUT.send(work, { contentType: "json" });
-	return 1;
+	try {
+		await env.FANOUT.send(result.next, { contentType: "json" });
+		return 1;
+	} catch (error) {
+		logError("fanout-handover-failed", error, { work: result.next });
+		return 0;
+	}
 }

@@ -57,6 +57,17 @@ export interface FanoutResult extends FanoutSummary {
 	next: FanoutWork | null;
 }
 
+/**
+ * When a lane must stop sending: a period after its tick. The next tick's lane starts a period
+ * after that tick's scheduledTime, so a cron that fired late counts from its scheduledTime
+ * (when the lateness is under a period; a tick fired by hand for another time counts from
+ * when it began).
+ */
+export function laneDeadline(work: Pick<FanoutWork, "scheduledTime" | "startedAt">): number {
+	const late = work.startedAt - work.scheduledTime;
+	return (late > 0 && late < PERIOD_MS ? work.scheduledTime : work.startedAt) + PERIOD_MS;
+}
+
 /** Where a tick's lane starts: its first shard, from the top. */
 export function laneStart(scheduledTime: number, startedAt: number, lane: number): FanoutWork {
 	return { v: 1, scheduledTime, startedAt, lane, shard: lane };
@@ -91,7 +102,7 @@ export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: Fanou
 	let cursor = work.cursor;
 	for (const shard of shards) {
 		do {
-			if (clock.now() - work.startedAt >= PERIOD_MS) {
+			if (clock.now() >= laneDeadline(work)) {
 				logError("fanout-overrun", "a lane is still sending a period after its tick: add a lane (RUNS_n), see docs/performance.md", { lane: work.lane, shard, listed: result.listed });
 				return result;
 			}

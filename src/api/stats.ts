@@ -1,8 +1,6 @@
+import { HOUR_MS } from "../policy/schedule";
 import { pieceState, type PieceState } from "../policy/state";
 import { KV_LIST_LIMIT, getLastTick, listPieces } from "../registry/store";
-
-/** An hour, the window of the `lastHour` figures. */
-const HOUR_MS = 60 * 60_000;
 
 /**
  * Most list calls one stats request makes (900,000 pieces): well inside an invocation's 1,000

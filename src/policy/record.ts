@@ -50,12 +50,22 @@ export function lastRunMaxLagMs(piece: Pick<PieceSummary, "status" | "failures" 
 }
 
 /**
- * Whether a run may skip reading the entry before it runs: a tick's run of a steady piece.
- * Everything else (registrations, run-nows, failing or new pieces) is checked against the
- * stored entry first, as rare runs can afford.
+ * Whether a run may skip reading the entry before it runs: the first delivery of a tick's run
+ * of a steady piece. Everything else (registrations, run-nows, failing or new pieces, and a
+ * retry, whose first attempt may have written a change) is checked against the stored entry
+ * first, as rare runs can afford.
  */
-export function trustsSnapshot(message: RunMessage): boolean {
-	return message.kind === "tick" && message.seen?.steady === true;
+export function trustsSnapshot(message: RunMessage, attempts = 1): boolean {
+	return message.kind === "tick" && message.seen?.steady === true && attempts === 1;
+}
+
+/**
+ * Whether a tick run's success would change nothing in the entry as stored now: it is
+ * enabled, succeeding, and its lastRun is fresher than the heartbeat. The tick's listing can
+ * be up to a minute behind KV, so a heartbeat it thinks due may have just been written.
+ */
+export function alreadyRecorded(entry: Pick<PieceSummary, "disabledAt" | "status" | "failures" | "lastRun">, now: number, heartbeat: number): boolean {
+	return entry.disabledAt === 0 && entry.status === "Success" && entry.failures === 0 && now - entry.lastRun < heartbeat;
 }
 
 /**
@@ -64,8 +74,8 @@ export function trustsSnapshot(message: RunMessage): boolean {
  * written (once: the next tick's message is no longer steady, and an unchanged entry is not
  * written again).
  */
-export function mustRecord(message: RunMessage, outcome: Outcome, now: number, heartbeat: number): boolean {
-	if (!trustsSnapshot(message) || outcome.kind !== "ok") return true;
+export function mustRecord(message: RunMessage, outcome: Outcome, now: number, heartbeat: number, attempts = 1): boolean {
+	if (!trustsSnapshot(message, attempts) || outcome.kind !== "ok") return true;
 	return now - message.seen!.lastRun >= heartbeat;
 }
 

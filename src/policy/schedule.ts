@@ -5,6 +5,9 @@ import type { RunOutcome } from "./outcome";
 /** Each enabled piece runs once per minute, the cron's finest granularity. */
 export const PERIOD_MS = 60_000;
 
+/** An hour: the window of the last-hour figures (`/api/stats`). */
+export const HOUR_MS = 60 * PERIOD_MS;
+
 /** The third consecutive failure disables a piece (the replaced service's policy). */
 export const MAX_CONSECUTIVE_FAILURES = 3;
 

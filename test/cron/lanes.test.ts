@@ -2,6 +2,8 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handleFanout, handleScheduled } from "../../src/cron";
+import { laneDeadline } from "../../src/fanout";
+import { PERIOD_MS } from "../../src/policy/schedule";
 import { laneShards, runQueues } from "../../src/lanes";
 import { SHARD_COUNT, shardOf } from "../../src/registry/keys";
 import { getLastTick } from "../../src/registry/store";
@@ -71,5 +73,15 @@ describe("fan-out lanes", () => {
 		const broken = { ...env, REGISTRY: { list: () => Promise.reject(new Error("injected KV list failure")) } } as unknown as Env;
 		const result = await deliverFanout([{ v: 1, scheduledTime: T0, startedAt: Date.now(), lane: 0, shard: 0 }], broken);
 		expect(result).toEqual({ acked: [], retried: [0] });
+	});
+});
+
+describe("a lane's deadline", () => {
+	it("is a period after the tick's scheduledTime when the cron fired late, else after it began", () => {
+		expect(laneDeadline({ scheduledTime: T0, startedAt: T0 + 7_000 })).toBe(T0 + PERIOD_MS);
+		expect(laneDeadline({ scheduledTime: T0, startedAt: T0 })).toBe(T0 + PERIOD_MS);
+		// Fired by hand for a time far away (tests, the local ticker's time=): from when it began.
+		expect(laneDeadline({ scheduledTime: T0, startedAt: T0 - 5_000 })).toBe(T0 - 5_000 + PERIOD_MS);
+		expect(laneDeadline({ scheduledTime: T0, startedAt: T0 + 3 * PERIOD_MS })).toBe(T0 + 4 * PERIOD_MS);
 	});
 });

@@ -63,6 +63,26 @@ describe("write on change: a run that changes nothing touches no KV", () => {
 		expect(calls.put).toBe(1);
 	});
 
+	it("a heartbeat the tick's (lagging) listing thought due, but already written, is not written again", async () => {
+		const piece = await steadyPiece({}, 5 * 60_000);
+		const listedLongAgo = tickMessage({ ...piece, lastRun: Date.now() - 61 * 60_000 }, T0);
+		const { kv, calls } = countingKv();
+		expect(await handleMessage(listedLongAgo, 1, { ...env, REGISTRY: kv })).toBe("ran");
+		expect(calls).toEqual({ get: 1 });
+	});
+
+	it("a retry after the runtime was unavailable reads first, and records the recovery", async () => {
+		const piece = await steadyPiece();
+		const message = tickMessage(piece, T0);
+		expect(await handleMessage(message, 1, { ...env, RUNTIME: undefined, PIECE_RUNTIME_URL: "" })).toBe("retry");
+		expect((await getEntry(env, piece))?.status).toMatch(/^Runtime unavailable/);
+		await new Promise((resolve) => setTimeout(resolve, 1_000));
+		const { kv, calls } = countingKv();
+		expect(await handleMessage(message, 2, { ...env, REGISTRY: kv })).toBe("ran");
+		expect(calls).toEqual({ get: 2, put: 1 });
+		expect((await getEntry(env, piece))?.status).toBe("Success");
+	});
+
 	it("a steady piece that fails is read and written: the failure counts", async () => {
 		const piece = await steadyPiece({ integration: "fail" });
 		const { kv, calls } = countingKv();
@@ -75,7 +95,7 @@ describe("write on change: a run that changes nothing touches no KV", () => {
 		const piece = await steadyPiece();
 		const down = { ...env, RUNTIME: undefined, PIECE_RUNTIME_URL: "" };
 		const first = countingKv();
-		await handleMessage(tickMessage(piece, T0), 2, { ...down, REGISTRY: first.kv });
+		await handleMessage(tickMessage(piece, T0), 1, { ...down, REGISTRY: first.kv });
 		expect(first.calls).toEqual({ get: 1, put: 1 });
 		const during = await getEntry(env, piece);
 		expect(during?.status).toMatch(/^Runtime unavailable since/);

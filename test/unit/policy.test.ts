@@ -6,7 +6,7 @@ import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type RunOutc
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { RUN_HISTORY_LENGTH, withRun } from "../../src/policy/history";
-import { heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
+import { alreadyRecorded, heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
 import { pieceState } from "../../src/policy/state";
 import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
@@ -706,5 +706,22 @@ describe("run history", () => {
 		expect(pieceState({ disabledAt: 0, status: "boom", failures: 1 })).toBe("failing");
 		expect(pieceState({ disabledAt: 5, status: "Disabled: boom", failures: 3 })).toBe("failing");
 		expect(pieceState({ disabledAt: 5, status: "Disabled via UI", failures: 0 })).toBe("disabled");
+	});
+});
+
+describe("alreadyRecorded", () => {
+	it("holds for an enabled, succeeding piece whose lastRun is fresher than the heartbeat", () => {
+		const steady = { disabledAt: 0, status: "Success", failures: 0, lastRun: T0 };
+		expect(alreadyRecorded(steady, T0 + 59 * PERIOD_MS, 60 * PERIOD_MS)).toBe(true);
+		expect(alreadyRecorded(steady, T0 + 60 * PERIOD_MS, 60 * PERIOD_MS)).toBe(false);
+		expect(alreadyRecorded({ ...steady, failures: 1 }, T0, 60 * PERIOD_MS)).toBe(false);
+		expect(alreadyRecorded({ ...steady, status: "Runtime unavailable since …" }, T0, 60 * PERIOD_MS)).toBe(false);
+		expect(alreadyRecorded({ ...steady, disabledAt: 5 }, T0, 60 * PERIOD_MS)).toBe(false);
+	});
+
+	it("a retry never trusts the tick's snapshot", () => {
+		const listed = { ...registered(null, { space: newSpace(), pieceId: newPieceId(), integration: "c" }, 1_000), status: "Success" };
+		expect(trustsSnapshot(tickMessage(listed, T0), 1)).toBe(true);
+		expect(trustsSnapshot(tickMessage(listed, T0), 2)).toBe(false);
 	});
 });
