@@ -3,7 +3,7 @@ import { logError, logEvent } from "./log";
 import { tickMessage } from "./messages";
 import { PERIOD_MS, isDue, phaseSeconds, spreadSeconds } from "./policy/schedule";
 import { shardPrefix } from "./registry/keys";
-import { KV_LIST_LIMIT, listPieces } from "./registry/store";
+import { KV_LIST_LIMIT, listPieces, type FanoutCounts } from "./registry/store";
 import type { FanoutWork, RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
 import { pacer, realClock, type Clock } from "./util/pace";
@@ -38,17 +38,9 @@ export const PLATFORM_LIMITS: FanoutLimits = { maxListCalls: 990, maxSubrequests
 /** Subrequests one page can take: its list call and up to 10 sendBatch calls (1,000 / 100). */
 const SUBREQUESTS_PER_PAGE = 1 + Math.ceil(KV_LIST_LIMIT / SEND_BATCH_MAX_MESSAGES);
 
-/** What one fan-out invocation did. */
-export interface FanoutSummary {
-	scheduledTime: number;
+/** What one fan-out invocation did, and for which lane. */
+export interface FanoutSummary extends FanoutCounts {
 	lane: number;
-	listed: number;
-	due: number;
-	dispatched: number;
-	skipped: number;
-	failed: number;
-	listCalls: number;
-	sendCalls: number;
 }
 
 /** A fan-out invocation's summary, and where the lane goes on if it ran out of budget. */

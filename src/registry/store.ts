@@ -103,12 +103,8 @@ export async function countPieces(env: RegistryEnv, space: string, atMost: numbe
 	return count;
 }
 
-/**
- * The summary a tick leaves behind, for health and stats: what the tick's own invocation
- * fanned out (lane 0, as far as its budget went), how long it took, and how many fan-out
- * hand-overs it queued (other lanes, and the rest of lane 0 past its budget).
- */
-export interface TickSummary {
+/** What one fan-out invocation counted: pieces listed, due, sent, and its KV and queue calls. */
+export interface FanoutCounts {
 	scheduledTime: number;
 	listed: number;
 	due: number;
@@ -117,6 +113,14 @@ export interface TickSummary {
 	failed: number;
 	listCalls: number;
 	sendCalls: number;
+}
+
+/**
+ * The summary a tick leaves behind, for health and stats: what the tick's own invocation
+ * fanned out (lane 0, as far as its budget went), how long it took, and how many fan-out
+ * hand-overs it queued (other lanes, and the rest of lane 0 past its budget).
+ */
+export interface TickSummary extends FanoutCounts {
 	lanes: number;
 	handedOver: number;
 	ms: number;
