@@ -1,7 +1,7 @@
 import { base64urlnopad } from "@scure/base";
-import { publicKeyFromDid } from "../identity/ed25519";
-import { readUpTo } from "../util/stream";
-import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, utf8, type RunRequestBody } from "./protocol";
+import { publicKeyFromDid } from "../identity/ed25519.ts";
+import { readUpTo } from "../util/stream.ts";
+import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, utf8, type RunRequestBody } from "./protocol.ts";
 
 /** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
 export interface VerifyOptions {
