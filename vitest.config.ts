@@ -32,7 +32,7 @@ export default defineConfig({
 									modules: true,
 									scriptPath: REFERENCE_RUNTIME,
 									compatibilityDate: "2026-08-22",
-									bindings: { SLOW_PIECE_MS: "1500", ALLOWED_SIGNERS: SERVICE_DID },
+									bindings: { SLOW_PIECE_MS: "1500", RUN_LIMIT_MS: "300", ALLOWED_SIGNERS: SERVICE_DID },
 								},
 							],
 						},
@@ -41,7 +41,7 @@ export default defineConfig({
 				test: {
 					name: "worker",
 					include: ["test/**/*.test.ts"],
-					exclude: ["test/node/**", "test/dashboard/**"],
+					exclude: ["test/node/**", "test/dashboard/**", "test/policy/**"],
 					testTimeout: 20_000,
 					// The Worker logs a JSON line per event; show them only for a failing test.
 					silent: "passed-only",
@@ -52,8 +52,8 @@ export default defineConfig({
 				test: { name: "dashboard", include: ["test/dashboard/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 240_000, fileParallelism: false },
 			},
 			{
-				// The command-line tool, in Node, where it runs.
-				test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node", testTimeout: 20_000 },
+				// The command-line tools, in Node, where they run; and the pure policy, which needs no workerd.
+				test: { name: "node", include: ["test/node/**/*.test.ts", "test/policy/**/*.test.ts"], environment: "node", testTimeout: 20_000 },
 			},
 		],
 	},

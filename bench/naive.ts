@@ -55,7 +55,8 @@ export async function naiveQueue(batch: MessageBatch<unknown>, env: Pick<Env, "R
 		const entry = await getEntry(env, body);
 		if (!entry) return message.ack();
 		const { outcome, durationMs } = await runPiece(env, body, message.attempts);
-		if (outcome.kind === "duplicate") return message.ack();
+		// The naive design takes every answer at face value: no probe, and no skip.
+		if (outcome.kind !== "ok" && outcome.kind !== "failed" && outcome.kind !== "unavailable") return message.ack();
 		const { entry: after } = applyOutcome(entry, outcome, { scheduledTime: body.scheduledTime, now: Date.now(), runId: body.runId, durationMs });
 		await putEntry(env, after);
 		message.ack();

@@ -43,10 +43,14 @@ buildSync({ entryPoints: [join(root, "src", "identity", "ed25519.ts")], outfile:
 const { decodePkcs8, identityFromPassphrase, identityFromPkcs8, DEFAULT_OPERATOR_PASS } = await import(pathToFileURL(identityModule).href);
 const serviceDid = (env.IDENTITY ? await identityFromPkcs8(decodePkcs8(env.IDENTITY)) : await identityFromPassphrase(env.OPERATOR_PASS || DEFAULT_OPERATOR_PASS)).did;
 
+// The `slow` example outlasts the scheduler's run timeout, whatever it is set to, and a run
+// counts as going (busy) for as long as the scheduler waits for it.
+const runTimeoutMs = Number(env.RUNTIME_TIMEOUT_MS) > 0 ? Number(env.RUNTIME_TIMEOUT_MS) : 600_000;
+
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
 const children = [
-	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`]),
+	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`, "--var", `SLOW_PIECE_MS:${runTimeoutMs + 30_000}`, "--var", `RUN_LIMIT_MS:${runTimeoutMs}`]),
 	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--inspector-port", String(port + 1000), "--persist-to", persistTo, "--test-scheduled", "--env-file", envFile]),
 ];
 

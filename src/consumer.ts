@@ -1,10 +1,12 @@
 import { logError, logEvent } from "./log";
-import { withRun } from "./policy/history";
-import { alreadyRecorded, heartbeatMs, isStale, mustRecord, trustsSnapshot } from "./policy/record";
-import { applyOutcome, type RunEvent } from "./policy/schedule";
+import { admit, record, type Finished } from "./policy/decide";
+import { resolveAnswer, type ProbeResult } from "./policy/outcome";
+import { heartbeatMs } from "./policy/record";
+import { healthAfter } from "./policy/runtime-health";
+import type { RunEvent } from "./policy/schedule";
 import type { PieceEntry } from "./registry/entry";
-import { KV_WRITE_INTERVAL_MS, getEntry, putEntry } from "./registry/store";
-import { runPiece } from "./runtime/client";
+import { KV_WRITE_INTERVAL_MS, getEntry, getRuntimeHealth, isWriteRateLimited, putEntry, putRuntimeHealth } from "./registry/store";
+import { PROBE_TIMEOUT_MS, probeRuntime, runPiece, runTimeoutMs } from "./runtime/client";
 import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
 import { realClock } from "./util/pace";
@@ -15,8 +17,9 @@ export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL"
 
 /*
  * Per invocation, a batch of 24 (wrangler.toml) costs at most 24 × 3 = 72 KV operations (read,
- * re-read, write: the worst case, when every run changes its piece) and 24 runtime calls: far
- * inside 1,000 KV operations and 10,000 subrequests. Steady runs cost none.
+ * re-read, write: the worst case, when every run changes its piece), plus 2 for the runtime's
+ * health (read, write) once per invocation, and 24 runtime calls plus one liveness probe a
+ * minute: far inside 1,000 KV operations and 10,000 subrequests. Steady runs cost none.
  */
 
 /**
@@ -33,17 +36,29 @@ export const MAX_CONCURRENT_RUNS = 6;
 export const UNAVAILABLE_ATTEMPTS = 2;
 /** Wait before retrying a run the runtime could not take. */
 export const UNAVAILABLE_RETRY_SECONDS = 15;
+/** A consumer invocation may run 15 minutes (wall clock). */
+export const INVOCATION_WALL_MS = 15 * 60_000;
 /**
- * A consumer invocation may run 15 minutes (wall). Runs of one piece go one after another, so
- * a batch of many run-nows for one piece could outlast that: no run starts after this budget;
- * the rest are retried at once. The budget leaves a full run timeout (60 s) and more to spare.
+ * No run starts later than this after the invocation began, so that it ends (its timeout, a
+ * liveness probe, the writes) inside the 15-minute wall: with the default 10-minute timeout,
+ * about 4 minutes; the rest of the batch is handed back to the queue at once.
  */
-export const BATCH_BUDGET_MS = 12 * 60_000;
+export function batchBudgetMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
+	return INVOCATION_WALL_MS - runTimeoutMs(env) - PROBE_TIMEOUT_MS - 30_000;
+}
 /** Wait before retrying a message whose handling crashed. */
 export const CRASH_RETRY_SECONDS = 10;
+/** A liveness probe's verdict is reused for this long within an invocation. */
+const PROBE_REUSE_MS = 60_000;
 
 /** What became of one message. */
 export type Disposition = "ran" | "retry" | "dropped";
+
+/** What one invocation shares between its runs: one probe a minute, one health update. */
+interface Invocation {
+	probe(): Promise<ProbeResult>;
+	healthNoted: boolean;
+}
 
 /**
  * The queue consumer: handles each message on its own, acking or retrying it individually,
@@ -52,7 +67,8 @@ export type Disposition = "ran" | "retry" | "dropped";
  * once within a batch and a later message sees the earlier one's result.
  */
 export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv, now: () => number = Date.now): Promise<void> {
-	const deadline = now() + BATCH_BUDGET_MS;
+	const deadline = now() + batchBudgetMs(env);
+	const invocation = newInvocation(env);
 	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
 		let previousEnd = -Infinity;
 		const handled = new Set<unknown>();
@@ -73,15 +89,26 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv
 			// Each run ends with a write of the piece's key: starting the next run of the same
 			// piece a second after the last one ended keeps its writes a second apart.
 			await pauseUntil(previousEnd + KV_WRITE_INTERVAL_MS);
-			await handleDelivery(message, env);
+			await handleDelivery(message, env, invocation);
 			previousEnd = Date.now();
 		}
 	});
 }
 
-async function handleDelivery(message: Message<unknown>, env: ConsumerEnv): Promise<void> {
+function newInvocation(env: ConsumerEnv): Invocation {
+	let last: { at: number; result: Promise<ProbeResult> } | null = null;
+	return {
+		probe() {
+			if (!last || Date.now() - last.at > PROBE_REUSE_MS) last = { at: Date.now(), result: probeRuntime(env) };
+			return last.result;
+		},
+		healthNoted: false,
+	};
+}
+
+async function handleDelivery(message: Message<unknown>, env: ConsumerEnv, invocation: Invocation): Promise<void> {
 	try {
-		const disposition = await handleMessage(message.body, message.attempts, env);
+		const disposition = await handleMessage(message.body, message.attempts, env, invocation);
 		if (disposition === "retry") message.retry({ delaySeconds: UNAVAILABLE_RETRY_SECONDS });
 		else message.ack();
 	} catch (error) {
@@ -105,12 +132,12 @@ export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]
 }
 
 /**
- * Handles one message body: validate, check it is still wanted, run, record on change.
- * A tick's run of a steady piece trusts the tick's snapshot and touches KV only if its
- * outcome changes something (or the lastRun heartbeat is due): 0 reads and 0 writes for the
- * common case. Every other run reads the entry first and re-checks it before writing.
+ * Handles one message body: the straight line of I/O around the decisions of
+ * src/policy/decide.ts. Validate; admit (reading the entry only if told to); run; resolve
+ * silence with a liveness probe; record (reading the entry again only if told to), writing
+ * what the decision returns.
  */
-export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv): Promise<Disposition> {
+export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv, invocation: Invocation = newInvocation(env)): Promise<Disposition> {
 	const parsed = runMessageSchema.safeParse(body);
 	if (!parsed.success) {
 		// Retrying cannot fix a malformed message: drop it, loudly.
@@ -118,49 +145,59 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 		return "dropped";
 	}
 	const message = parsed.data;
-	if (isStale(message, Date.now())) return dropped(message, "stale: its piece's next tick message is due");
 
-	let before: PieceEntry | null = null;
-	if (!trustsSnapshot(message, attempts)) {
-		before = await getEntry(env, message);
-		const reason = dropReason(before, message);
-		if (!before || reason) return dropped(message, reason);
-	}
+	let admission = admit(message, attempts, Date.now(), undefined);
+	if (admission.status === "read") admission = admit(message, attempts, Date.now(), await getEntry(env, message));
+	if (admission.status !== "run") return dropped(message, admission.status === "drop" ? admission.reason : "not admitted");
+	await pauseUntil(admission.notBefore);
 
-	// A registration or admin change written this very second: let KV's write interval pass
-	// before the run, so a write after it is accepted (waiting here, not between the re-read
-	// and the write, keeps that read-modify-write window short).
-	await pauseUntil((before?.updatedAt ?? message.seen?.updatedAt ?? 0) + KV_WRITE_INTERVAL_MS);
 	const started = Date.now();
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
-	if (outcome.kind === "duplicate") return dropped(message, "the runtime already has this run (duplicate delivery)");
-	const heartbeat = heartbeatMs(env.HEARTBEAT_MINUTES);
-	if (!mustRecord(message, outcome, Date.now(), heartbeat, attempts)) {
-		report("success", message, 0, durationMs, "");
-		return "ran";
-	}
+	// Silence is the piece's, and a replay refusal a duplicate, only if the runtime answers a
+	// liveness probe (src/policy/outcome.ts); no other answer sends one.
+	const answer = await resolveAnswer(outcome, invocation.probe);
+	const run: Finished = { attempts, started, now: Date.now(), durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS };
 
-	// Read (again) and check (again): during the run the piece may have been deleted or
-	// disabled (the operator's change wins), re-registered (the outcome applies to the new
-	// entry), or a duplicate delivery handled elsewhere may have recorded this slot (its result
-	// stands). A failure of a run that started before a re-registration (say, with the token
-	// the OAuth reconnect replaced) says nothing about the piece as registered now.
-	const current = await getEntry(env, message);
-	const lateReason = dropReason(current, message) ?? (outcome.kind === "failed" && current && current.updatedAt > started ? "re-registered" : null);
-	if (!current || lateReason) return dropped(message, `${lateReason} during the run`);
-	const now = Date.now();
-	if (message.kind === "tick" && outcome.kind === "ok" && alreadyRecorded(current, now, heartbeat)) {
-		report("success", message, 0, durationMs, "");
-		return "ran";
+	let current: PieceEntry | null | undefined;
+	let recording = record(message, answer, run, current);
+	if (recording.status === "read") {
+		current = await getEntry(env, message);
+		recording = record(message, answer, { ...run, now: Date.now() }, current);
 	}
-	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now, runId: message.runId, durationMs });
-	const error = outcome.kind === "unavailable" ? outcome.reason : outcome.kind === "failed" ? outcome.error : "";
-	// Written only if the outcome changed the entry; the run is then recorded in its history too.
-	if (changed(current, entry)) await putEntry(env, withRun(entry, event, now, durationMs, error));
-	report(event, message, entry.failures, durationMs, error || entry.lastError);
-	if (event === "disabled") logEvent("disable", { piece: `${message.space}/${message.pieceId}`, status: entry.status });
-	if (event === "unavailable") return attempts < UNAVAILABLE_ATTEMPTS ? "retry" : "dropped";
-	return "ran";
+	if (recording.status === "drop") return dropped(message, recording.reason);
+	if (recording.status === "read") throw new Error("record asked to read twice");
+	if (recording.write) await writeRun(env, recording.write, recording.event);
+	await noteRuntimeHealth(env, invocation, recording.event, recording.error, current);
+	report(recording.event, message, recording.write?.failures ?? 0, durationMs, recording.error);
+	if (recording.event === "disabled") logEvent("disable", { piece: `${message.space}/${message.pieceId}`, status: recording.write?.status });
+	return recording.retry ? "retry" : recording.event === "unavailable" ? "dropped" : "ran";
+}
+
+/** Writes a run's entry; a skip's history line is not worth a retry when KV refuses the rate. */
+async function writeRun(env: ConsumerEnv, entry: PieceEntry, event: RunEvent): Promise<void> {
+	try {
+		await putEntry(env, entry);
+	} catch (error) {
+		if (event === "skipped" && isWriteRateLimited(error)) return;
+		throw error;
+	}
+}
+
+/**
+ * Keeps `meta/runtime` (health) up to date: read and written only when a run was unavailable
+ * or a piece recovered from an outage, and at most once per invocation. Best effort: a
+ * health record KV refuses (another consumer wrote it this second) is left to the next run.
+ */
+async function noteRuntimeHealth(env: ConsumerEnv, invocation: Invocation, event: RunEvent, reason: string, entry: PieceEntry | null | undefined): Promise<void> {
+	const recovered = event !== "unavailable" && (entry?.unavailableSince ?? 0) > 0;
+	if (invocation.healthNoted || (event !== "unavailable" && !recovered)) return;
+	invocation.healthNoted = true;
+	try {
+		const next = healthAfter(await getRuntimeHealth(env), event, reason, Date.now());
+		if (next) await putRuntimeHealth(env, next);
+	} catch (error) {
+		logError("runtime-health-unrecorded", error);
+	}
 }
 
 function dropped(message: RunMessage, reason: string | null): Disposition {
@@ -168,25 +205,9 @@ function dropped(message: RunMessage, reason: string | null): Disposition {
 	return "dropped";
 }
 
-/** Why a message should not run, or null if it should. */
-function dropReason(entry: PieceEntry | null, message: RunMessage): string | null {
-	if (!entry) return "not registered";
-	if (entry.disabledAt !== 0) return "disabled";
-	if (entry.lastRunId === message.runId) return "already ran (duplicate delivery)";
-	// A tick's (or registration's) message is stale once a run for its slot or a later one has
-	// been recorded: a tick fired twice, or ten concurrent registrations, run the piece once.
-	// Only an operator's run-now always runs.
-	if (message.kind !== "manual" && entry.nextRunAt > message.scheduledTime) return "not due (stale or duplicate)";
-	return null;
-}
-
 async function pauseUntil(time: number): Promise<void> {
 	const wait = time - Date.now();
 	if (wait > 0) await realClock.sleep(wait);
-}
-
-function changed(a: PieceEntry, b: PieceEntry): boolean {
-	return JSON.stringify(a) !== JSON.stringify(b);
 }
 
 function report(event: RunEvent, message: RunMessage, failures: number, durationMs: number, error: string): void {

@@ -4,7 +4,8 @@
  * `integration` picks the example:
  *   counter      succeeds and counts its runs (also any integration not listed here)
  *   fail         the piece raises an error (422 {error})
- *   slow         takes SLOW_PIECE_MS, outlasting the scheduler's timeout
+ *   slow         takes SLOW_PIECE_MS, outlasting the scheduler's timeout; a run of it that
+ *                arrives while the last is still going is refused as busy (409)
  *   unavailable  the runtime is unavailable (503)
  *   missing      the piece has no bgUpdater (404)
  */
@@ -13,11 +14,15 @@ import { verifyRunRequest } from "../../src/runtime/verify";
 
 interface RuntimeEnv {
 	SLOW_PIECE_MS?: string;
+	/** How long a run counts as going (busy) at most: the scheduler's RUNTIME_TIMEOUT_MS. */
+	RUN_LIMIT_MS?: string;
 	ALLOWED_SIGNERS?: string;
 }
 
 /** Runs per piece, for `counter` (per isolate: a harness, not a store). */
 const counts = new Map<string, number>();
+/** Runs still going, by piece: a second run of a piece meanwhile is refused as busy. */
+const running = new Map<string, { runId: string; since: number }>();
 /** Replay keys seen within the clock-skew window, with the time they expire. */
 const seen = new Map<string, number>();
 const REPLAY_WINDOW_MS = 10 * 60_000;
@@ -44,6 +49,8 @@ async function run(request: Request, env: RuntimeEnv): Promise<Response> {
 		if (!request.bodyUsed) await request.arrayBuffer();
 		return answer({ error: verified.error }, verified.status);
 	}
+	// A liveness probe (the scheduler got no answer to a run in time): run nothing, answer now.
+	if (verified.body.probe === true) return answer({ ok: true, probe: true });
 	const { space, pieceId, integration, runId } = verified.body;
 	const piece = `${space}/${pieceId}`;
 	console.log(JSON.stringify({ event: "reference-run", piece, integration, runId, signer: verified.signer }));
@@ -54,9 +61,24 @@ async function run(request: Request, env: RuntimeEnv): Promise<Response> {
 			return answer({ error: "example outage: the runtime is unavailable" }, 503);
 		case "missing":
 			return answer({ error: "piece has no bgUpdater stream" }, 404);
-		case "slow":
-			await new Promise((resolve) => setTimeout(resolve, Number(env.SLOW_PIECE_MS ?? 90_000)));
-			return answer({ ok: true, slept: Number(env.SLOW_PIECE_MS ?? 90_000) });
+		case "slow": {
+			// The runtime knows which runs are still going; the scheduler skips a busy piece's run.
+			// A run past the limit the scheduler waits for is abandoned: it no longer blocks the piece.
+			const going = running.get(piece);
+			if (going && Date.now() - going.since < Number(env.RUN_LIMIT_MS ?? 600_000)) return answer({ error: "busy", busy: going }, 409);
+			const ms = Number(env.SLOW_PIECE_MS ?? 630_000);
+			running.set(piece, { runId, since: Date.now() });
+			try {
+				// A run ends when it is done or when the scheduler stops waiting (it gave up on it).
+				await new Promise<void>((resolve) => {
+					setTimeout(resolve, ms);
+					request.signal.addEventListener("abort", () => resolve(), { once: true });
+				});
+			} finally {
+				if (running.get(piece)?.runId === runId) running.delete(piece);
+			}
+			return answer({ ok: true, slept: ms });
+		}
 		default: {
 			const count = (counts.get(piece) ?? 0) + 1;
 			counts.set(piece, count);

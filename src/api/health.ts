@@ -2,7 +2,8 @@ import { DEFAULT_OPERATOR_PASS } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
 import { PERIOD_MS } from "../policy/schedule";
-import { getLastTick, type TickSummary } from "../registry/store";
+import type { RuntimeHealth } from "../policy/runtime-health";
+import { getLastTick, getRuntimeHealth, type TickSummary } from "../registry/store";
 import { runtimeTarget, runTimeoutMs } from "../runtime/client";
 
 /** Hosts where plain http is fine: this machine. */
@@ -11,8 +12,9 @@ const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 /**
  * `GET /api/health`: always 200 while the Worker answers; `status` says whether it can do
  * its job (`ok`), or what is wrong (`degraded`, with `problems`): configuration, an unreadable
- * registry, a cron that stopped firing. Whether the runtime answers shows in the pieces'
- * statuses (`Runtime unavailable since …`), not here: health makes no runtime call.
+ * registry, a cron that stopped firing, a runtime that runs have found unavailable (silent,
+ * refusing, not a runtime at all) since when and why. Health makes no runtime call: what it
+ * says of the runtime is what the last runs saw (`meta/runtime`, kept by the consumer).
  */
 export async function health(_request: Request, env: Env) {
 	const problems: string[] = [];
@@ -35,8 +37,9 @@ export async function health(_request: Request, env: Env) {
 	}
 	if (!env.ADMIN_TOKEN) problems.push("ADMIN_TOKEN is not set: the admin API is disabled");
 	let lastTick: TickSummary | null = null;
+	let seen: RuntimeHealth | null = null;
 	try {
-		lastTick = await getLastTick(env);
+		[lastTick, seen] = await Promise.all([getLastTick(env), getRuntimeHealth(env)]);
 	} catch (error) {
 		logError("health-registry-unreadable", error);
 		problems.push("the registry (KV) could not be read");
@@ -45,12 +48,15 @@ export async function health(_request: Request, env: Env) {
 	if (lastTick && Date.now() - lastTick.scheduledTime > 3 * PERIOD_MS) {
 		problems.push(`no tick since ${new Date(lastTick.scheduledTime).toISOString()}: is the cron trigger firing?`);
 	}
+	if (seen?.state === "unavailable") {
+		problems.push(`the runtime has been unavailable since ${new Date(seen.since).toISOString()}: ${seen.reason}`);
+	}
 	return {
 		status: problems.length ? "degraded" : "ok",
 		service: "bg-piece-scheduler",
 		time: Date.now(),
 		did,
-		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env) },
+		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env), state: seen?.state ?? "ok", since: seen?.since ?? null, reason: seen?.reason || null },
 		// The hour of earlier ticks is for /api/stats; health shows the last one.
 		lastTick: lastTick && { ...lastTick, recent: undefined },
 		problems,

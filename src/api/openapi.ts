@@ -182,7 +182,7 @@ export const openApiDocument = {
 			RunRecord: {
 				type: "object",
 				required: ["at", "outcome", "durationMs"],
-				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable"] }, durationMs: count, error: { type: "string" } },
+				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable", "skipped"] }, durationMs: count, error: { type: "string" } },
 			},
 			PiecePage: {
 				type: "object",
@@ -198,7 +198,17 @@ export const openApiDocument = {
 					service: { type: "string" },
 					time: ms,
 					did: { type: ["string", "null"], description: "the service's did:key; runtimes allow it" },
-					runtime: { type: ["object", "null"], required: ["via", "timeoutMs"], properties: { via: { enum: ["service-binding", "url"] }, timeoutMs: count } },
+					runtime: {
+						type: ["object", "null"],
+						required: ["via", "timeoutMs", "state", "since", "reason"],
+						properties: {
+							via: { enum: ["service-binding", "url"] },
+							timeoutMs: count,
+							state: { enum: ["ok", "unavailable"], description: "what the last runs found: unavailable = silent, refusing, or not a piece runtime" },
+							since: { type: ["integer", "null"], description: "ms since the epoch; null if no outage was ever seen" },
+							reason: { type: ["string", "null"] },
+						},
+					},
 					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
 					problems: { type: "array", items: { type: "string" } },
 				},

@@ -1,55 +1,121 @@
-import { REPLAYED_ERROR } from "../runtime/protocol";
+import { PROTOCOL_VERSION, REPLAYED_ERROR } from "../runtime/protocol";
 import { clipText } from "../util/text";
 
 /**
  * What a run's answer means for the piece (docs/runtime-protocol.md, "Outcome classes").
  * - `ok`: the bgUpdater ran to completion.
- * - `failed`: the piece itself failed (raised, has no bgUpdater, outlasted the timeout);
- *   counts toward disabling it.
- * - `unavailable`: the runtime could not run anything (down, overloaded, refusing us);
- *   says nothing about the piece, so it counts nothing and disables nothing.
- * - `duplicate`: the runtime already received this very run (a duplicate delivery); the
- *   copy is dropped and changes nothing.
+ * - `failed`: the piece itself failed (raised, has no bgUpdater, outlasted its time on a
+ *   runtime that is alive); counts toward disabling it.
+ * - `unavailable`: the runtime could not run anything (down, overloaded, refusing us, silent,
+ *   or not a piece runtime at all); says nothing about the piece, so it counts nothing and
+ *   disables nothing.
+ * - `replayed`: the runtime refused the run as one it has already seen. A duplicate delivery
+ *   produces it; so does a runtime whose replay store is broken: a liveness probe, whose
+ *   runId is new, tells the two apart (`afterReplay`).
+ * - `busy`: the runtime is still running this piece's previous run; this one is skipped
+ *   (counts nothing) and the piece stays due.
+ * - `silent`: no complete answer within the run's timeout; a liveness probe decides whether
+ *   that is the piece's failure or an outage (`afterSilence`).
  */
 export type Outcome =
 	| { kind: "ok" }
 	| { kind: "failed"; error: string }
 	| { kind: "unavailable"; reason: string }
-	| { kind: "duplicate" };
+	| { kind: "replayed" }
+	| { kind: "busy"; runningRunId: string; since: number }
+	| { kind: "silent"; timeoutMs: number };
 
-/** The outcome of a run that was not a duplicate: what a piece's entry records. */
-export type RunOutcome = Exclude<Outcome, { kind: "duplicate" }>;
+/** An outcome an entry records. */
+export type RunOutcome = Extract<Outcome, { kind: "ok" | "failed" | "unavailable" }>;
+
+/**
+ * A runtime's answer once silence and replay refusals are resolved by a probe: `duplicate`
+ * is a replay refusal from a runtime that took a fresh probe, so it really has the run.
+ */
+export type Answer = Exclude<Outcome, { kind: "silent" | "replayed" }> | { kind: "duplicate" };
 
 /** Longest error text kept from a runtime's answer; the rest is cut. */
 export const MAX_ERROR_LENGTH = 1000;
 
-/**
- * Classifies the runtime's HTTP answer (DESIGN §3): 2xx is success; 429, 5xx and anything
- * that is not an answer (1xx, 3xx) mean the runtime is unavailable. 401 and 407 mean the
- * runtime (or a proxy) refused *us* — a misconfigured identity — so they are unavailable too:
- * a key rotation must not disable every piece. Any other 4xx is the piece's failure when it
- * is a runtime's answer: it carries `bg-protocol: 1` (`fromRuntime`) or a JSON `{error}`
- * body. A bare 404 page from whatever a wrong PIECE_RUNTIME_URL reaches is neither, and
- * counts as unavailable rather than against every piece.
- */
-export function classifyResponse(status: number, body: string, fromRuntime: boolean): Outcome {
-	if (status >= 200 && status < 300) return { kind: "ok" };
-	const error = errorText(body);
-	// A runtime's replay refusal: it has this run already, so our copy is a duplicate.
-	if (status === 401 && fromRuntime && error === REPLAYED_ERROR) return { kind: "duplicate" };
-	const refusedUs = status === 401 || status === 407;
-	if (status < 400 || status >= 500 || status === 429 || refusedUs) {
-		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${error ? `: ${error}` : ""}` };
-	}
-	if (!fromRuntime && error === null) {
-		return { kind: "unavailable", reason: `HTTP ${status} without a JSON {error} body or the bg-protocol header: not a piece runtime's answer (check PIECE_RUNTIME_URL)` };
-	}
-	return { kind: "failed", error: error ?? (status === 404 ? "piece not found or it has no bgUpdater" : `runtime answered HTTP ${status}`) };
+/** The reason given for an answer that does not follow the protocol. */
+function notARuntime(status: number, what: string): RunOutcome {
+	return { kind: "unavailable", reason: `the runtime URL answered HTTP ${status} ${what}: that is not a piece runtime's answer (check PIECE_RUNTIME_URL or the RUNTIME binding)` };
 }
 
-/** The outcome of a run that outlasted the timeout: the piece's failure. */
-export function timedOut(timeoutMs: number): RunOutcome {
-	return { kind: "failed", error: `timed out after ${timeoutMs} ms` };
+/**
+ * Classifies the runtime's HTTP answer. Only the protocol's answers count for or against a
+ * piece: an answer that carries `bg-protocol: 1` and a JSON object body, 2xx with
+ * `"ok": true` (success) or a 4xx other than 401, 407 and 429 with a non-empty `error` (the
+ * piece failed). Everything else means the runtime is unavailable: 429, 5xx, 1xx and 3xx; a
+ * 401 or 407 (the runtime or a proxy refused *us*: a key rotation must not disable every
+ * piece), except the runtime's own `replayed runId`; 409 with `busy` is the runtime still
+ * running the piece's previous run; and any answer without the protocol
+ * header or with a body that does not parse as the protocol says, which is what a health
+ * page, a catch-all app or a web server's 404 answers when PIECE_RUNTIME_URL points at the
+ * wrong thing.
+ */
+export function classifyResponse(status: number, body: string, version: string | null): Outcome {
+	const fields = jsonObject(body);
+	const error = errorText(fields);
+	if (status === 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+		return { kind: "unavailable", reason: `runtime answered HTTP ${status}${error ? `: ${error}` : ""}` };
+	}
+	if (version !== PROTOCOL_VERSION) return notARuntime(status, version === null ? "without the bg-protocol header" : `with bg-protocol: ${clip(version)}`);
+	if (status === 401 && error === REPLAYED_ERROR) return { kind: "replayed" };
+	if (status === 401 || status === 407) return { kind: "unavailable", reason: `runtime refused the scheduler: HTTP ${status}${error ? `: ${error}` : ""}` };
+	if (!fields) return notARuntime(status, "with a body that is not a JSON object");
+	const busy = busyRun(status, fields);
+	if (busy) return busy;
+	if (status < 300) return fields.ok === true ? { kind: "ok" } : notARuntime(status, 'without "ok": true in its body');
+	return error ? { kind: "failed", error } : notARuntime(status, 'without a non-empty "error" in its body');
+}
+
+/** What a liveness probe found: the runtime answered as a runtime, or why not. */
+export type ProbeResult = { alive: true } | { alive: false; reason: string };
+
+/**
+ * What a run that got no answer in time means, given a liveness probe sent after it. Silence
+ * from a runtime that answers its probe is the piece's: it outlasted its time (the replaced
+ * service's policy then disables it on the third in a row). Silence from a runtime that does
+ * not answer its probe either says nothing about the piece: the runtime is unavailable.
+ */
+export function afterSilence(timeoutMs: number, probe: ProbeResult): RunOutcome {
+	if (probe.alive) return { kind: "failed", error: `timed out after ${timeoutMs} ms` };
+	return { kind: "unavailable", reason: `no answer within ${timeoutMs} ms, and no answer to a liveness probe: ${clip(probe.reason)}` };
+}
+
+/**
+ * What a replay refusal means, given a liveness probe sent after it. A runtime that takes the
+ * probe (a runId it cannot have seen) keeps an honest replay store: it has this run already,
+ * from a duplicate delivery or a tick fired twice, and our copy is dropped. One that refuses
+ * the probe too, or does not answer it, cannot run anything: an outage, counted nothing.
+ */
+export function afterReplay(probe: ProbeResult): Answer {
+	if (probe.alive) return { kind: "duplicate" };
+	return { kind: "unavailable", reason: `${REPLAY_REFUSED} (${clip(probe.reason)})` };
+}
+
+/** The status reason of a runtime that refuses every run as a replay. */
+export const REPLAY_REFUSED = "the runtime refused the run as already seen (replayed runId), and a fresh liveness probe too: its replay store is broken";
+
+/** Resolves silence and replay refusals with a liveness probe, sent only for those two. */
+export async function resolveAnswer(outcome: Outcome, probe: () => Promise<ProbeResult>): Promise<Answer> {
+	if (outcome.kind === "silent") return afterSilence(outcome.timeoutMs, await probe());
+	if (outcome.kind === "replayed") return afterReplay(await probe());
+	return outcome;
+}
+
+/**
+ * Whether a probe's answer shows a live runtime: a protocol answer that is a success or the
+ * piece's failure (a runtime that does not know probes takes one for an unknown piece).
+ * Refusals, overload and anything that is not a runtime's answer show no live runtime.
+ */
+export function probeVerdict(answer: Outcome): ProbeResult {
+	if (answer.kind === "ok" || answer.kind === "failed") return { alive: true };
+	if (answer.kind === "unavailable") return { alive: false, reason: answer.reason };
+	if (answer.kind === "silent") return { alive: false, reason: `the probe got no answer within ${answer.timeoutMs} ms` };
+	if (answer.kind === "busy") return { alive: true };
+	return { alive: false, reason: "the probe was refused as a replay too" };
 }
 
 /** The outcome of a run that never reached the runtime (connection refused, DNS, …). */
@@ -57,18 +123,27 @@ export function unreachable(reason: string): RunOutcome {
 	return { kind: "unavailable", reason: `runtime unreachable: ${clip(reason)}` };
 }
 
-/** `{error}` from a JSON body, if the body is one. */
-function errorText(body: string): string | null {
+/** 409 `{"busy": {"runId", "since"}}`: the piece's previous run is still going. */
+function busyRun(status: number, fields: Record<string, unknown>): Outcome | null {
+	const busy = fields.busy as { runId?: unknown; since?: unknown } | undefined;
+	if (status !== 409 || !busy || typeof busy !== "object" || typeof busy.runId !== "string") return null;
+	return { kind: "busy", runningRunId: clip(busy.runId), since: Number.isFinite(busy.since) ? Number(busy.since) : 0 };
+}
+
+/** The body as a JSON object, or null if it is not one. */
+function jsonObject(body: string): Record<string, unknown> | null {
 	try {
 		const parsed: unknown = JSON.parse(body);
-		if (parsed && typeof parsed === "object" && "error" in parsed) {
-			const { error } = parsed as { error: unknown };
-			if (typeof error === "string" && error.trim()) return clip(error.trim());
-		}
+		return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
 	} catch {
-		// Not JSON: the status alone speaks.
+		return null;
 	}
-	return null;
+}
+
+/** A non-empty `error` string, trimmed and clipped, or null. */
+function errorText(fields: Record<string, unknown> | null): string | null {
+	const error = fields?.error;
+	return typeof error === "string" && error.trim() ? clip(error.trim()) : null;
 }
 
 function clip(text: string): string {

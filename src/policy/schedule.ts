@@ -58,7 +58,7 @@ export function phaseSeconds(piece: { space: string; pieceId: string }, spread: 
 }
 
 /** What a run changed, for logs. */
-export type RunEvent = "success" | "failure" | "disabled" | "unavailable";
+export type RunEvent = "success" | "failure" | "disabled" | "unavailable" | "skipped";
 
 /** The context of one handled run. */
 export interface RunContext {

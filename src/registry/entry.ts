@@ -47,9 +47,9 @@ export interface PieceEntry extends PieceRef {
 export interface RunRecord {
 	/** When the run ended, ms. */
 	at: number;
-	outcome: "success" | "failure" | "disabled" | "unavailable";
+	outcome: "success" | "failure" | "disabled" | "unavailable" | "skipped";
 	durationMs: number;
-	/** The piece's error, or why the runtime was unavailable; clipped to 200 characters. */
+	/** The piece's error, why the runtime was unavailable, or why the run was skipped; clipped to 200 characters. */
 	error?: string;
 }
 

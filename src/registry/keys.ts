@@ -21,6 +21,9 @@ export const SHARD_COUNT = 16;
 /** Where the last tick's summary is kept, for health and stats. */
 export const LAST_TICK_KEY = "meta/last-tick";
 
+/** Where the runtime's last seen health is kept, for health (src/policy/runtime-health.ts). */
+export const RUNTIME_HEALTH_KEY = "meta/runtime";
+
 /** The shard a space's pieces live in: 0 to SHARD_COUNT − 1. */
 export function shardOf(space: string): number {
 	return fnv1a(space) % SHARD_COUNT;

@@ -1,6 +1,7 @@
 import type { PieceEntry, PieceRef, PieceSummary } from "./entry";
 import { clipText, utf8Length } from "../util/text";
-import { LAST_TICK_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
+import { RUNTIME_HEALTH_TTL_SECONDS, type RuntimeHealth } from "../policy/runtime-health";
+import { LAST_TICK_KEY, RUNTIME_HEALTH_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
 
 /** The bindings the registry needs. */
 export type RegistryEnv = Pick<Env, "REGISTRY">;
@@ -136,4 +137,15 @@ export async function putLastTick(env: RegistryEnv, summary: TickSummary): Promi
 /** The last tick's summary, or null before the first tick. */
 export async function getLastTick(env: RegistryEnv): Promise<TickSummary | null> {
 	return env.REGISTRY.get<TickSummary>(LAST_TICK_KEY, "json");
+}
+
+/** The runtime's last seen health, or null if no outage was ever seen (or it expired). */
+export async function getRuntimeHealth(env: RegistryEnv): Promise<RuntimeHealth | null> {
+	return env.REGISTRY.get<RuntimeHealth>(RUNTIME_HEALTH_KEY, "json");
+}
+
+/** Records the runtime's health; an outage's record expires an hour after its last write. */
+export async function putRuntimeHealth(env: RegistryEnv, health: RuntimeHealth): Promise<void> {
+	const expiry = health.state === "unavailable" ? { expirationTtl: RUNTIME_HEALTH_TTL_SECONDS } : {};
+	await env.REGISTRY.put(RUNTIME_HEALTH_KEY, JSON.stringify(health), expiry);
 }

@@ -1,8 +1,8 @@
 import { serviceIdentity } from "../identity/service";
 import { describe } from "../log";
-import { classifyResponse, timedOut, unreachable, type Outcome } from "../policy/outcome";
+import { classifyResponse, probeVerdict, unreachable, type Outcome, type ProbeResult } from "../policy/outcome";
 import type { RunMessage } from "../schema";
-import { HEADERS, PROTOCOL_VERSION, utf8, type RunRequestBody } from "./protocol";
+import { HEADERS, probeBody, utf8, type RunRequestBody } from "./protocol";
 import { readUpTo } from "../util/stream";
 import { signedHeaders } from "./sign";
 
@@ -21,13 +21,31 @@ export interface RunResult {
 /** How much of a runtime's answer is read. */
 export const MAX_ANSWER_BYTES = 64 * 1024;
 
-/** The default per-run timeout, as the replaced service had it. */
-export const DEFAULT_TIMEOUT_MS = 60_000;
+/**
+ * The default per-run timeout: 10 minutes, the replaced service's effective limit. Real
+ * bgUpdaters sync mailboxes and feeds; a shorter default would disable pieces that were
+ * merely slow, and a runtime that is silent is told apart by the liveness probe anyway.
+ */
+export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
-/** The per-run timeout from RUNTIME_TIMEOUT_MS, or the default if unset or invalid. */
+/**
+ * The longest per-run timeout: a consumer invocation may run 15 minutes (wall), and a run
+ * must end, be probed and be recorded inside it (see batchBudgetMs in src/consumer.ts).
+ */
+export const MAX_TIMEOUT_MS = 12 * 60_000;
+
+/** How long a liveness probe may take: a runtime answers one without running anything. */
+export const PROBE_TIMEOUT_MS = 10_000;
+
+/** The per-run timeout from RUNTIME_TIMEOUT_MS (at most MAX_TIMEOUT_MS), or the default. */
 export function runTimeoutMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
 	const value = Number(env.RUNTIME_TIMEOUT_MS);
-	return Number.isFinite(value) && value > 0 ? value : DEFAULT_TIMEOUT_MS;
+	return Number.isFinite(value) && value > 0 ? Math.min(value, MAX_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS;
+}
+
+/** A probe's timeout: PROBE_TIMEOUT_MS, or the run timeout if that is shorter (tests). */
+export function probeTimeoutMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
+	return Math.min(PROBE_TIMEOUT_MS, runTimeoutMs(env));
 }
 
 /** Where runs go: the service binding, a URL, or nowhere (with the reason). */
@@ -44,21 +62,11 @@ export function runtimeTarget(env: Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL">): 
 
 /**
  * Asks the runtime to run one piece's bgUpdater with `{}` and classifies the answer. Never
- * throws for anything the runtime does or for a misconfiguration: every answer, silence,
- * refusal or missing setting becomes an Outcome (the last ones `unavailable`, so a bad
- * setting disables nothing).
+ * throws for anything the runtime does or for a misconfiguration: every answer, refusal or
+ * missing setting becomes an Outcome (the last ones `unavailable`, so a bad setting disables
+ * nothing), and no complete answer in time is `silent`, for the caller to probe.
  */
 export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: number): Promise<RunResult> {
-	const started = Date.now();
-	const target = runtimeTarget(env);
-	if (target.kind === "none") return { outcome: unreachable(target.problem), durationMs: 0 };
-	let identity;
-	try {
-		identity = await serviceIdentity(env);
-	} catch {
-		return { outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), durationMs: 0 };
-	}
-
 	const payload: RunRequestBody = {
 		space: message.space,
 		pieceId: message.pieceId,
@@ -68,23 +76,51 @@ export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: nu
 		scheduledTime: message.scheduledTime,
 		attempt,
 	};
+	return send(env, payload, runTimeoutMs(env));
+}
+
+/**
+ * Sends a liveness probe (src/runtime/protocol.ts, `probeBody`) and says whether a runtime
+ * answered it. Costs one subrequest and at most PROBE_TIMEOUT_MS; sent only after a run got
+ * no answer in time, at most once per consumer invocation (src/consumer.ts).
+ */
+export async function probeRuntime(env: RuntimeEnv): Promise<ProbeResult> {
+	let did: string;
+	try {
+		did = (await serviceIdentity(env)).did;
+	} catch {
+		return { alive: false, reason: "the service identity is invalid" };
+	}
+	const { outcome } = await send(env, probeBody(did, Date.now()), probeTimeoutMs(env));
+	return probeVerdict(outcome);
+}
+
+/** Signs and sends one request to the run endpoint, reading the answer under `timeoutMs`. */
+async function send(env: RuntimeEnv, payload: RunRequestBody, timeoutMs: number): Promise<RunResult> {
+	const started = Date.now();
+	const target = runtimeTarget(env);
+	if (target.kind === "none") return { outcome: unreachable(target.problem), durationMs: 0 };
+	let identity;
+	try {
+		identity = await serviceIdentity(env);
+	} catch {
+		return { outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), durationMs: 0 };
+	}
 	const body = utf8(JSON.stringify(payload));
 	const headers = await signedHeaders(identity, "POST", target.url, body, started);
-	const timeoutMs = runTimeoutMs(env);
 	const signal = AbortSignal.timeout(timeoutMs);
 	const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
 	try {
 		const response = await (target.fetcher ? target.fetcher.fetch(target.url, init) : fetch(target.url, init));
-		// The body is read under the same timeout (a runtime that answers and then stalls still
-		// times out), and only its first 64 KB: six runs at once must fit in 128 MB whatever a
-		// wrong URL answers. An error text is clipped far shorter anyway.
-		const { bytes } = await readUpTo(response.body, MAX_ANSWER_BYTES);
+		// The body is read under the same timeout (a runtime that sends headers and then stalls,
+		// or drips bytes, is as silent as one that never answers), and only its first 64 KB: six
+		// runs at once must fit in 128 MB whatever a wrong URL answers.
+		const { bytes } = await readUpTo(response.body, MAX_ANSWER_BYTES, signal);
 		const text = new TextDecoder().decode(bytes);
-		const fromRuntime = response.headers.get(HEADERS.version) === PROTOCOL_VERSION;
-		return { outcome: classifyResponse(response.status, text, fromRuntime), durationMs: Date.now() - started };
+		return { outcome: classifyResponse(response.status, text, response.headers.get(HEADERS.version)), durationMs: Date.now() - started };
 	} catch (error) {
 		const durationMs = Date.now() - started;
-		if (signal.aborted) return { outcome: timedOut(timeoutMs), durationMs };
+		if (signal.aborted) return { outcome: { kind: "silent", timeoutMs }, durationMs };
 		return { outcome: unreachable(describe(error)), durationMs };
 	}
 }

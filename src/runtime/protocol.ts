@@ -1,5 +1,5 @@
 import { base64urlnopad } from "@scure/base";
-import { sha256 } from "../identity/ed25519";
+import { sha256 } from "../identity/ed25519.ts";
 
 /**
  * The runtime protocol, version 1 (docs/runtime-protocol.md): the request body, the signed
@@ -29,6 +29,31 @@ export interface RunRequestBody {
 	scheduledTime: number;
 	/** 1 on first delivery, more on redelivery of the same run. */
 	attempt: number;
+	/** Only on a liveness probe: run nothing, answer at once (see `probeBody`). */
+	probe?: true;
+}
+
+/** The `integration` and `pieceId` of a liveness probe, which names no real piece. */
+export const PROBE_PIECE = "bg-probe";
+
+/**
+ * A liveness probe's body: a signed run request that names no piece, sent when a run got no
+ * answer in time, to learn whether the runtime itself still answers. A runtime SHOULD answer
+ * it at once with 200 `{"ok": true, "probe": true}`; one that does not know probes answers
+ * it as a run of an unknown piece (a 4xx with the protocol header), which proves it alive
+ * just as well. Its space is the scheduler's own DID.
+ */
+export function probeBody(serviceDid: string, now: number): RunRequestBody {
+	return {
+		space: serviceDid,
+		pieceId: PROBE_PIECE,
+		integration: PROBE_PIECE,
+		event: {},
+		runId: `probe:${now}:${crypto.randomUUID()}`,
+		scheduledTime: now - (now % 60_000),
+		attempt: 1,
+		probe: true,
+	};
 }
 
 /**

@@ -64,14 +64,15 @@ describe("faults lose nothing and disable nothing that did not fail", () => {
 		}
 	});
 
-	it("garbage from the runtime: a bare error page disables nothing; a 2xx of junk is a success", async () => {
+	it("garbage from the runtime: a bare error page or a 2xx of junk disables nothing and fakes no success", async () => {
 		const piece = await seedPiece();
 		for (let k = 0; k < 4; k++) await tick(T0 + k * PERIOD_MS, fakeRuntime(() => new Response("<html>oops</html>", { status: 418 })), 2);
 		expect(await getEntry(env, piece)).toMatchObject({ failures: 0, disabledAt: 0 });
 		expect((await getEntry(env, piece))!.status).toContain("not a piece runtime's answer");
 
-		await tick(T0 + 5 * PERIOD_MS, fakeRuntime(() => new Response("\u0000\u0001 not json", { status: 200 })));
-		expect(await getEntry(env, piece)).toMatchObject({ status: "Success", failures: 0 });
+		await tick(T0 + 5 * PERIOD_MS, fakeRuntime(() => new Response("\u0000\u0001 not json", { status: 200, headers: { "bg-protocol": "1" } })));
+		expect(await getEntry(env, piece)).toMatchObject({ failures: 0, disabledAt: 0, lastRun: 0 });
+		expect((await getEntry(env, piece))!.status).toContain("with a body that is not a JSON object");
 	});
 
 	it("a tick failing half-way (KV listing breaks) is followed by a tick that completes", async () => {

@@ -5,7 +5,7 @@ import { tickMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { pieceKey } from "../../src/registry/keys";
-import { getEntry } from "../../src/registry/store";
+import { getEntry, getRuntimeHealth } from "../../src/registry/store";
 import { T0, runCount, seedPiece } from "../helpers";
 
 /** The real local KV namespace, with every call counted by method. */
@@ -79,8 +79,10 @@ describe("write on change: a run that changes nothing touches no KV", () => {
 		await new Promise((resolve) => setTimeout(resolve, 1_000));
 		const { kv, calls } = countingKv();
 		expect(await handleMessage(message, 2, { ...env, REGISTRY: kv })).toBe("ran");
-		expect(calls).toEqual({ get: 2, put: 1 });
+		// The entry read twice and written once; the runtime's health (meta/runtime) read and set back to ok.
+		expect(calls).toEqual({ get: 3, put: 2 });
 		expect((await getEntry(env, piece))?.status).toBe("Success");
+		expect(await getRuntimeHealth(env)).toMatchObject({ state: "ok", reason: "" });
 	});
 
 	it("a steady piece that fails is read and written: the failure counts", async () => {
@@ -96,16 +98,22 @@ describe("write on change: a run that changes nothing touches no KV", () => {
 		const down = { ...env, RUNTIME: undefined, PIECE_RUNTIME_URL: "" };
 		const first = countingKv();
 		await handleMessage(tickMessage(piece, T0), 1, { ...down, REGISTRY: first.kv });
-		expect(first.calls).toEqual({ get: 1, put: 1 });
+		// The entry read and written; the runtime's health read and written (the outage begins).
+		expect(first.calls).toEqual({ get: 2, put: 2 });
 		const during = await getEntry(env, piece);
 		expect(during?.status).toMatch(/^Runtime unavailable since/);
+		const outage = await getRuntimeHealth(env);
+		expect(outage).toMatchObject({ state: "unavailable", reason: expect.stringContaining("no runtime configured") });
+		expect(Math.abs(outage!.since - during!.unavailableSince)).toBeLessThan(1_000);
 
 		// The next tick lists the piece as it is now: no longer steady, so it is checked first.
 		await new Promise((resolve) => setTimeout(resolve, 1_000));
 		const second = countingKv();
 		await handleMessage(tickMessage(during!, T0 + PERIOD_MS), 2, { ...down, REGISTRY: second.kv });
-		expect(second.calls).toEqual({ get: 2 });
+		// Read before and after the run, and the health read: the outage is already recorded.
+		expect(second.calls).toEqual({ get: 3 });
 		expect(await getEntry(env, piece)).toEqual(during);
+		expect(await getRuntimeHealth(env)).toEqual(outage);
 	});
 
 	it("an operator's disable made after the tick listed the piece stands", async () => {

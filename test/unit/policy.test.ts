@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { groupByPiece } from "../../src/consumer";
 import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/fanout";
 import { oneOffMessage, tickMessage } from "../../src/messages";
-import { MAX_ERROR_LENGTH, classifyResponse, timedOut, unreachable, type RunOutcome } from "../../src/policy/outcome";
+import { unreachable, type RunOutcome } from "../../src/policy/outcome";
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { RUN_HISTORY_LENGTH, withRun } from "../../src/policy/history";
@@ -45,110 +45,6 @@ function run(scheduledTime: number, now = scheduledTime + 1_234, runId = `tick:$
 const failed = (error: string): RunOutcome => ({ kind: "failed", error });
 const OK: RunOutcome = { kind: "ok" };
 const DOWN: RunOutcome = { kind: "unavailable", reason: "runtime answered HTTP 503" };
-
-describe("classifyResponse", () => {
-	it.each([404, 400, 422])("takes a bare HTTP %i page (no JSON {error}, no protocol header) as unavailable, never against the piece", (status) => {
-		const outcome = classifyResponse(status, "<html><h1>Not Found</h1></html>", false);
-		expect(outcome.kind).toBe("unavailable");
-		if (outcome.kind === "unavailable") expect(outcome.reason).toContain("check PIECE_RUNTIME_URL");
-	});
-
-	it("counts a 4xx with a JSON {error} against the piece even without the protocol header (DESIGN §3)", () => {
-		expect(classifyResponse(422, JSON.stringify({ error: "boom" }), false)).toEqual({ kind: "failed", error: "boom" });
-	});
-
-	it("counts a 4xx with the protocol header against the piece even without a body", () => {
-		expect(classifyResponse(404, "", true)).toEqual({ kind: "failed", error: "piece not found or it has no bgUpdater" });
-	});
-
-	it("takes any 2xx as success, with or without the header", () => {
-		expect(classifyResponse(200, "", false)).toEqual({ kind: "ok" });
-	});
-
-	it("takes a 403 with {error} as the piece's failure (e.g. the piece lacks authorisation in its space)", () => {
-		expect(classifyResponse(403, JSON.stringify({ error: "AuthorizationError" }), true)).toEqual({ kind: "failed", error: "AuthorizationError" });
-	});
-
-
-	it.each([200, 201, 204, 299])("treats HTTP %i as ok, whatever the body", (status) => {
-		expect(classifyResponse(status, "", true)).toEqual({ kind: "ok" });
-		expect(classifyResponse(status, JSON.stringify({ error: "ignored" }), true)).toEqual({ kind: "ok" });
-	});
-
-	it.each([400, 404, 408, 409, 422])("takes HTTP %i with an {error} body as the piece's failure with that text", (status) => {
-		expect(classifyResponse(status, JSON.stringify({ error: "piece raised: boom" }), true)).toEqual({ kind: "failed", error: "piece raised: boom" });
-	});
-
-	it("trims the {error} text", () => {
-		expect(classifyResponse(422, JSON.stringify({ error: "  spaced out \n" }), true)).toEqual({ kind: "failed", error: "spaced out" });
-	});
-
-	it("explains a bare 404 as a missing piece or bgUpdater", () => {
-		const outcome = classifyResponse(404, "", true);
-		expect(outcome.kind).toBe("failed");
-		expect(outcome).toEqual({ kind: "failed", error: "piece not found or it has no bgUpdater" });
-	});
-
-	it.each([400, 408, 409, 422])("falls back to the status for HTTP %i without a usable {error}", (status) => {
-		const expected = { kind: "failed", error: `runtime answered HTTP ${status}` };
-		expect(classifyResponse(status, "", true)).toEqual(expected);
-		expect(classifyResponse(status, "<html>Bad Request</html>", true)).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ message: "no error field" }), true)).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ error: 42 }), true)).toEqual(expected);
-		expect(classifyResponse(status, JSON.stringify({ error: "   " }), true)).toEqual(expected);
-		expect(classifyResponse(status, "null", true)).toEqual(expected);
-	});
-
-	it.each([401, 407, 429, 500, 502, 503, 504, 599, 301, 302, 304, 307, 100])("treats HTTP %i as the runtime being unavailable, not the piece failing", (status) => {
-		const outcome = classifyResponse(status, JSON.stringify({ error: "no entry" }), true);
-		expect(outcome.kind).toBe("unavailable");
-		if (outcome.kind !== "unavailable") return;
-		expect(outcome.reason).toContain(`HTTP ${status}`);
-		expect(outcome.reason).toContain("no entry");
-	});
-
-	it("names only the status when an unavailable answer has no {error}", () => {
-		expect(classifyResponse(503, "Service Unavailable", true)).toEqual({ kind: "unavailable", reason: "runtime answered HTTP 503" });
-	});
-
-	it(`clips a long {error} to ${MAX_ERROR_LENGTH} characters, ending in an ellipsis`, () => {
-		const long = `${"a".repeat(MAX_ERROR_LENGTH)}TAIL`;
-		const outcome = classifyResponse(400, JSON.stringify({ error: long }), true);
-		expect(outcome.kind).toBe("failed");
-		if (outcome.kind !== "failed") return;
-		expect(outcome.error).toBe(`${"a".repeat(MAX_ERROR_LENGTH - 1)}…`);
-		expect(outcome.error).not.toContain("TAIL");
-	});
-
-	it("keeps an {error} of exactly the limit whole", () => {
-		const exact = "b".repeat(MAX_ERROR_LENGTH);
-		expect(classifyResponse(400, JSON.stringify({ error: exact }), true)).toEqual({ kind: "failed", error: exact });
-	});
-
-	it("clips the {error} quoted in an unavailable reason too", () => {
-		const outcome = classifyResponse(500, JSON.stringify({ error: "c".repeat(MAX_ERROR_LENGTH * 3) }), true);
-		expect(outcome.kind).toBe("unavailable");
-		if (outcome.kind !== "unavailable") return;
-		expect(outcome.reason.length).toBeLessThanOrEqual(MAX_ERROR_LENGTH + 100);
-		expect(outcome.reason.endsWith("…")).toBe(true);
-	});
-});
-
-describe("timedOut and unreachable", () => {
-	it("counts a timeout as the piece's failure, naming the timeout", () => {
-		expect(timedOut(60_000)).toEqual({ kind: "failed", error: "timed out after 60000 ms" });
-		expect(timedOut(300)).toEqual({ kind: "failed", error: "timed out after 300 ms" });
-	});
-
-	it("counts an unreachable runtime as unavailable, with the reason", () => {
-		expect(unreachable("connection refused")).toEqual({ kind: "unavailable", reason: "runtime unreachable: connection refused" });
-	});
-
-	it("clips a long unreachable reason", () => {
-		const outcome = unreachable("x".repeat(MAX_ERROR_LENGTH + 500));
-		expect(outcome).toEqual({ kind: "unavailable", reason: `runtime unreachable: ${"x".repeat(MAX_ERROR_LENGTH - 1)}…` });
-	});
-});
 
 describe("isDue", () => {
 	it("is due when enabled and nextRunAt is at or before the tick", () => {
@@ -681,11 +577,6 @@ describe("write-on-change policy", () => {
 		expect(isStale(oneOffMessage("manual", listed, T0), T0 + 100 * PERIOD_MS)).toBe(false);
 	});
 
-	it("a runtime's replay refusal is a duplicate, not an outage; anyone else's 401 is an outage", () => {
-		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), true)).toEqual({ kind: "duplicate" });
-		expect(classifyResponse(401, JSON.stringify({ error: "replayed runId" }), false).kind).toBe("unavailable");
-		expect(classifyResponse(401, JSON.stringify({ error: "signer not allowed" }), true).kind).toBe("unavailable");
-	});
 });
 
 describe("run history", () => {
