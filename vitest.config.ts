@@ -10,6 +10,29 @@ buildSync({ entryPoints: ["dev/reference-runtime/index.ts"], outfile: REFERENCE_
 /** The scheduler's identity in the tests; the reference runtime allows only its DID. */
 const OPERATOR_PASS = "test operator pass";
 const SERVICE_DID = (await identityFromPassphrase(OPERATOR_PASS)).did;
+/** The reference runtime's report key (protocol 2); the scheduler allows only its DID. */
+const RUNTIME_PASS = "test runtime pass";
+const RUNTIME_DID = (await identityFromPassphrase(RUNTIME_PASS)).did;
+
+/**
+ * A TEST RELAY for protocol 2 reports: the reference runtime's outbound fetches (its reports
+ * to REPORT_URL) land here, and the tests hand them to the Worker under test (test/reports.ts),
+ * since an auxiliary Worker cannot reach the Worker under test directly. The requests are the
+ * runtime's own, signatures and all.
+ */
+const REPORT_RELAY = `
+let outbox = [];
+export default {
+	async fetch(request) {
+		const url = new URL(request.url);
+		if (request.method === "GET" && url.pathname === "/__outbox") {
+			const taken = outbox; outbox = [];
+			return Response.json(taken);
+		}
+		outbox.push({ url: request.url, headers: Object.fromEntries(request.headers), body: await request.text() });
+		return Response.json({ results: [] }, { headers: { "bg-protocol": "2" } });
+	},
+};`;
 
 export default defineConfig({
 	test: {
@@ -22,8 +45,17 @@ export default defineConfig({
 						miniflare: {
 							// Test-only values: a short run timeout, which the `slow` example piece outlasts.
 							// Runs are not spread over the minute here (tests wait for them); the spread is tested on its own.
-							bindings: { ADMIN_TOKEN: "test-admin-token", RUNTIME_TIMEOUT_MS: "300", SPREAD_SECONDS: "0", OPERATOR_PASS },
-							serviceBindings: { RUNTIME: "reference-runtime" },
+							// Protocol 1 unless a test says otherwise (protocol 2 tests set RUNTIME_PROTOCOL in their env).
+							bindings: {
+								ADMIN_TOKEN: "test-admin-token",
+								RUNTIME_TIMEOUT_MS: "300",
+								SPREAD_SECONDS: "0",
+								OPERATOR_PASS,
+								RUNTIME_PROTOCOL: "1",
+								REPORT_URL: "https://scheduler.test/api/runtime/reports",
+								RUNTIME_SIGNERS: RUNTIME_DID,
+							},
+							serviceBindings: { RUNTIME: "reference-runtime", REPORT_RELAY: "report-relay" },
 							// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
 							outboundService: "reference-runtime",
 							workers: [
@@ -32,8 +64,11 @@ export default defineConfig({
 									modules: true,
 									scriptPath: REFERENCE_RUNTIME,
 									compatibilityDate: "2026-08-22",
-									bindings: { SLOW_PIECE_MS: "1500", RUN_LIMIT_MS: "300", ALLOWED_SIGNERS: SERVICE_DID },
+									bindings: { SLOW_PIECE_MS: "1500", RUN_LIMIT_MS: "300", ALLOWED_SIGNERS: SERVICE_DID, RUNTIME_PASS },
+									// Its reports (fetches to REPORT_URL) go to the relay.
+									outboundService: "report-relay",
 								},
+								{ name: "report-relay", modules: true, script: REPORT_RELAY, compatibilityDate: "2026-08-22" },
 							],
 						},
 					}),

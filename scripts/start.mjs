@@ -27,14 +27,18 @@ const stateDir = join(root, ".wrangler");
 mkdirSync(stateDir, { recursive: true });
 // One env file per port, so two systems (say, npm start and the dashboard tests) can run at once.
 const envFile = join(stateDir, `start-${port}.env`);
+// Protocol 2 by default, as deployed: runs go to the reference runtime's /v2/runs, which
+// reports back to this scheduler, signed with its own key (RUNTIME_PASS).
+const protocol = env.RUNTIME_PROTOCOL === "1" ? "1" : "2";
 const workerVars = {
 	ADMIN_TOKEN: adminToken,
-	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/v1/run`,
-	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS", "HEARTBEAT_MINUTES"]),
+	RUNTIME_PROTOCOL: protocol,
+	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/${protocol === "2" ? "v2/runs" : "v1/run"}`,
+	REPORT_URL: env.REPORT_URL || `http://127.0.0.1:${port}/api/runtime/reports`,
+	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS", "HEARTBEAT_MINUTES", "RUNTIME_SIGNERS"]),
 	// A PEM key spans lines, which an env file cannot carry: pass its base64 body alone.
 	...(env.IDENTITY ? { IDENTITY: env.IDENTITY.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "") } : {}),
 };
-writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}="${envFileValue(k, v)}"`).join("\n") + "\n", { mode: 0o600 });
 
 // The reference runtime accepts runs signed by this scheduler's identity only, as a real
 // runtime should; the DID is derived by the Worker's own identity code.
@@ -42,6 +46,12 @@ const identityModule = join(stateDir, "start", "identity.mjs");
 buildSync({ entryPoints: [join(root, "src", "identity", "ed25519.ts")], outfile: identityModule, bundle: true, platform: "node", format: "esm", logLevel: "error" });
 const { decodePkcs8, identityFromPassphrase, identityFromPkcs8, DEFAULT_OPERATOR_PASS } = await import(pathToFileURL(identityModule).href);
 const serviceDid = (env.IDENTITY ? await identityFromPkcs8(decodePkcs8(env.IDENTITY)) : await identityFromPassphrase(env.OPERATOR_PASS || DEFAULT_OPERATOR_PASS)).did;
+// The reference runtime signs its reports with RUNTIME_PASS (its default is this same text);
+// the scheduler accepts reports from that DID, unless RUNTIME_SIGNERS names others.
+const runtimePass = env.RUNTIME_PASS || "reference runtime (development only)";
+const runtimeDid = (await identityFromPassphrase(runtimePass)).did;
+workerVars.RUNTIME_SIGNERS ??= runtimeDid;
+writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}="${envFileValue(k, v)}"`).join("\n") + "\n", { mode: 0o600 });
 
 // The `slow` example outlasts the scheduler's run timeout, whatever it is set to, and a run
 // counts as going (busy) for as long as the scheduler waits for it.
@@ -50,14 +60,14 @@ const runTimeoutMs = Number(env.RUNTIME_TIMEOUT_MS) > 0 ? Number(env.RUNTIME_TIM
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
 const children = [
-	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`, "--var", `SLOW_PIECE_MS:${runTimeoutMs + 30_000}`, "--var", `RUN_LIMIT_MS:${runTimeoutMs}`]),
+	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`, "--var", `RUNTIME_PASS:${runtimePass}`, "--var", `SLOW_PIECE_MS:${runTimeoutMs + 30_000}`, "--var", `RUN_LIMIT_MS:${runTimeoutMs}`]),
 	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--inspector-port", String(port + 1000), "--persist-to", persistTo, "--test-scheduled", "--env-file", envFile]),
 ];
 
 await waitFor(`${base}/api/health`);
 console.log(`
   Background piece scheduler running on http://localhost:${port}
-    runtime (reference harness)  http://localhost:${runtimePort}
+    runtime (reference harness)  http://localhost:${runtimePort} (protocol ${protocol}${protocol === "2" ? `, reports signed by ${runtimeDid}` : ""})
     admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
     service identity             ${serviceDid}${env.IDENTITY || env.OPERATOR_PASS ? "" : ' (default passphrase "implicit trust": development only)'}
     cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*'"}

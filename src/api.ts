@@ -7,6 +7,7 @@ import { deletePiece, getPiece, listPiecesRoute, patchPiece, runPieceNow } from 
 import { register } from "./api/registration";
 import { openApiDocument } from "./api/openapi";
 import { stats } from "./api/stats";
+import { receiveReports } from "./reports";
 
 type Args = [Env, ExecutionContext];
 
@@ -30,4 +31,6 @@ export const api = AutoRouter<IRequest, Args>({
 	.get(PIECE, getPiece)
 	.patch(PIECE, admin, patchPiece)
 	.delete(PIECE, admin, deletePiece)
-	.post(`${PIECE}/run`, admin, runPieceNow);
+	.post(`${PIECE}/run`, admin, runPieceNow)
+	// Protocol 2: runtimes report outcomes here, signed with their own keys (src/reports.ts).
+	.post("/api/runtime/reports", (request: IRequest, env: Env) => receiveReports(request, env));

@@ -1,25 +1,27 @@
+import { handleDispatchBatch } from "./dispatch";
 import { logError, logEvent } from "./log";
-import { admit, record, type Finished } from "./policy/decide";
-import { resolveAnswer, type ProbeResult } from "./policy/outcome";
+import { admit } from "./policy/decide";
+import { resolveAnswer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";
-import { healthAfter } from "./policy/runtime-health";
-import type { RunEvent } from "./policy/schedule";
-import type { PieceEntry } from "./registry/entry";
-import { KV_WRITE_INTERVAL_MS, getEntry, getRuntimeHealth, isWriteRateLimited, putEntry, putRuntimeHealth } from "./registry/store";
+import { recordAnswer, logRun, newInvocation, type Invocation } from "./recorder";
+import { KV_WRITE_INTERVAL_MS, getEntry } from "./registry/store";
 import { PROBE_TIMEOUT_MS, probeRuntime, runPiece, runTimeoutMs } from "./runtime/client";
+import { runtimeProtocol, type DispatchEnv } from "./runtime/dispatch";
 import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
 import { realClock } from "./util/pace";
 
 /** The bindings the consumer needs. */
 export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS"> &
-	Partial<Pick<Env, "HEARTBEAT_MINUTES">>;
+	Partial<Pick<Env, "HEARTBEAT_MINUTES">> &
+	DispatchEnv;
 
 /*
- * Per invocation, a batch of 24 (wrangler.toml) costs at most 24 × 3 = 72 KV operations (read,
- * re-read, write: the worst case, when every run changes its piece), plus 2 for the runtime's
- * health (read, write) once per invocation, and 24 runtime calls plus one liveness probe a
- * minute: far inside 1,000 KV operations and 10,000 subrequests. Steady runs cost none.
+ * Per invocation (protocol 1), a batch of 100 (wrangler.toml) costs at most 100 × 3 = 300 KV
+ * operations (read, re-read, write: the worst case, when every run changes its piece), plus 2
+ * for the runtime's health (read, write) once per invocation, and 100 runtime calls plus one
+ * liveness probe a minute: inside 1,000 KV operations and 10,000 subrequests. Steady runs
+ * cost none.
  */
 
 /**
@@ -48,17 +50,8 @@ export function batchBudgetMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
 }
 /** Wait before retrying a message whose handling crashed. */
 export const CRASH_RETRY_SECONDS = 10;
-/** A liveness probe's verdict is reused for this long within an invocation. */
-const PROBE_REUSE_MS = 60_000;
-
 /** What became of one message. */
 export type Disposition = "ran" | "retry" | "dropped";
-
-/** What one invocation shares between its runs: one probe a minute, one health update. */
-interface Invocation {
-	probe(): Promise<ProbeResult>;
-	healthNoted: boolean;
-}
 
 /**
  * The queue consumer: handles each message on its own, acking or retrying it individually,
@@ -67,8 +60,10 @@ interface Invocation {
  * once within a batch and a later message sees the earlier one's result.
  */
 export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv, now: () => number = Date.now): Promise<void> {
+	// Protocol 2: one dispatch for the whole batch, acknowledged at once (src/dispatch.ts).
+	if (runtimeProtocol(env) === "2") return handleDispatchBatch(batch, env);
 	const deadline = now() + batchBudgetMs(env);
-	const invocation = newInvocation(env);
+	const invocation = newInvocation(() => probeRuntime(env));
 	await forEachLimit(groupByPiece(batch.messages), MAX_CONCURRENT_RUNS, async (group) => {
 		let previousEnd = -Infinity;
 		const handled = new Set<unknown>();
@@ -93,17 +88,6 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: ConsumerEnv
 			previousEnd = Date.now();
 		}
 	});
-}
-
-function newInvocation(env: ConsumerEnv): Invocation {
-	let last: { at: number; result: Promise<ProbeResult> } | null = null;
-	return {
-		probe() {
-			if (!last || Date.now() - last.at > PROBE_REUSE_MS) last = { at: Date.now(), result: probeRuntime(env) };
-			return last.result;
-		},
-		healthNoted: false,
-	};
 }
 
 async function handleDelivery(message: Message<unknown>, env: ConsumerEnv, invocation: Invocation): Promise<void> {
@@ -132,88 +116,50 @@ export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]
 }
 
 /**
- * Handles one message body: the straight line of I/O around the decisions of
+ * Handles one message body (protocol 1): the straight line of I/O around the decisions of
  * src/policy/decide.ts. Validate; admit (reading the entry only if told to); run; resolve
- * silence with a liveness probe; record (reading the entry again only if told to), writing
- * what the decision returns.
+ * silence and replay refusals with a liveness probe; record (src/recorder.ts).
  */
-export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv, invocation: Invocation = newInvocation(env)): Promise<Disposition> {
+export async function handleMessage(body: unknown, attempts: number, env: ConsumerEnv, invocation: Invocation = newInvocation(() => probeRuntime(env))): Promise<Disposition> {
+	const message = await admitted(body, attempts, env);
+	if (!message) return "dropped";
+
+	const started = Date.now();
+	const { outcome, durationMs } = await runPiece(env, message, attempts);
+	// A protocol 1 runtime answers when the run is done; it never acknowledges.
+	if (outcome.kind === "accepted") return "ran";
+	// Silence is the piece's, and a replay refusal a duplicate, only if the runtime answers a
+	// liveness probe (src/policy/outcome.ts); no other answer sends one.
+	const answer = await resolveAnswer(outcome, invocation.probe);
+	const recorded = await recordAnswer(env, invocation, message, answer, { attempts, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS });
+	if (recorded.kind === "dropped") return "dropped";
+	logRun(recorded.event, message, recorded.entry?.failures ?? 0, durationMs, recorded.error);
+	return recorded.retry ? "retry" : recorded.event === "unavailable" ? "dropped" : "ran";
+}
+
+/**
+ * A message validated and admitted (src/policy/decide.ts, `admit`), after any wait KV's write
+ * interval asks for; or null, logged, when it is dropped.
+ */
+export async function admitted(body: unknown, attempts: number, env: ConsumerEnv): Promise<RunMessage | null> {
 	const parsed = runMessageSchema.safeParse(body);
 	if (!parsed.success) {
 		// Retrying cannot fix a malformed message: drop it, loudly.
 		logError("message-malformed", firstIssue(parsed.error, body), { body: JSON.stringify(body)?.slice(0, 300) });
-		return "dropped";
+		return null;
 	}
 	const message = parsed.data;
-
 	let admission = admit(message, attempts, Date.now(), undefined);
 	if (admission.status === "read") admission = admit(message, attempts, Date.now(), await getEntry(env, message));
-	if (admission.status !== "run") return dropped(message, admission.status === "drop" ? admission.reason : "not admitted");
+	if (admission.status !== "run") {
+		logEvent("run-dropped", { reason: admission.status === "drop" ? admission.reason : "not admitted", runId: message.runId, space: message.space, pieceId: message.pieceId });
+		return null;
+	}
 	await pauseUntil(admission.notBefore);
-
-	const started = Date.now();
-	const { outcome, durationMs } = await runPiece(env, message, attempts);
-	// Silence is the piece's, and a replay refusal a duplicate, only if the runtime answers a
-	// liveness probe (src/policy/outcome.ts); no other answer sends one.
-	const answer = await resolveAnswer(outcome, invocation.probe);
-	const run: Finished = { attempts, started, now: Date.now(), durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS };
-
-	let current: PieceEntry | null | undefined;
-	let recording = record(message, answer, run, current);
-	if (recording.status === "read") {
-		current = await getEntry(env, message);
-		recording = record(message, answer, { ...run, now: Date.now() }, current);
-	}
-	if (recording.status === "drop") return dropped(message, recording.reason);
-	if (recording.status === "read") throw new Error("record asked to read twice");
-	if (recording.write) await writeRun(env, recording.write, recording.event);
-	await noteRuntimeHealth(env, invocation, recording.event, recording.error, current);
-	report(recording.event, message, recording.write?.failures ?? 0, durationMs, recording.error);
-	if (recording.event === "disabled") logEvent("disable", { piece: `${message.space}/${message.pieceId}`, status: recording.write?.status });
-	return recording.retry ? "retry" : recording.event === "unavailable" ? "dropped" : "ran";
-}
-
-/** Writes a run's entry; a skip's history line is not worth a retry when KV refuses the rate. */
-async function writeRun(env: ConsumerEnv, entry: PieceEntry, event: RunEvent): Promise<void> {
-	try {
-		await putEntry(env, entry);
-	} catch (error) {
-		if (event === "skipped" && isWriteRateLimited(error)) return;
-		throw error;
-	}
-}
-
-/**
- * Keeps `meta/runtime` (health) up to date: read and written only when a run was unavailable
- * or a piece recovered from an outage, and at most once per invocation. Best effort: a
- * health record KV refuses (another consumer wrote it this second) is left to the next run.
- */
-async function noteRuntimeHealth(env: ConsumerEnv, invocation: Invocation, event: RunEvent, reason: string, entry: PieceEntry | null | undefined): Promise<void> {
-	const recovered = event !== "unavailable" && (entry?.unavailableSince ?? 0) > 0;
-	if (invocation.healthNoted || (event !== "unavailable" && !recovered)) return;
-	invocation.healthNoted = true;
-	try {
-		const next = healthAfter(await getRuntimeHealth(env), event, reason, Date.now());
-		if (next) await putRuntimeHealth(env, next);
-	} catch (error) {
-		logError("runtime-health-unrecorded", error);
-	}
-}
-
-function dropped(message: RunMessage, reason: string | null): Disposition {
-	logEvent("run-dropped", { reason, runId: message.runId, space: message.space, pieceId: message.pieceId });
-	return "dropped";
+	return message;
 }
 
 async function pauseUntil(time: number): Promise<void> {
 	const wait = time - Date.now();
 	if (wait > 0) await realClock.sleep(wait);
-}
-
-function report(event: RunEvent, message: RunMessage, failures: number, durationMs: number, error: string): void {
-	const piece = `${message.space}/${message.pieceId}`;
-	// The replaced service's line, which users watch for.
-	if (event === "success") console.log(`Successfully executed piece ${piece}`);
-	const fields = { outcome: event, piece, runId: message.runId, kind: message.kind, durationMs, failures };
-	logEvent("run", event === "success" ? fields : { ...fields, error });
 }

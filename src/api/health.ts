@@ -4,7 +4,9 @@ import { logError } from "../log";
 import { PERIOD_MS } from "../policy/schedule";
 import type { RuntimeHealth } from "../policy/runtime-health";
 import { getLastTick, getRuntimeHealth, type TickSummary } from "../registry/store";
+import { runtimeSigners } from "../reports";
 import { runtimeTarget, runTimeoutMs } from "../runtime/client";
+import { reportTarget, runtimeProtocol } from "../runtime/dispatch";
 
 /** Hosts where plain http is fine: this machine. */
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -24,6 +26,12 @@ export async function health(_request: Request, env: Env) {
 	// window) and answer runs, and forged failures can disable pieces.
 	if (target.kind === "url" && target.url.protocol === "http:" && !LOCAL_HOSTS.has(target.url.hostname)) {
 		problems.push("PIECE_RUNTIME_URL uses plain http to a remote host: use https");
+	}
+	const protocol = runtimeProtocol(env);
+	if (protocol === "2") {
+		const report = reportTarget(env);
+		if ("problem" in report) problems.push(report.problem);
+		if (!runtimeSigners(env).length) problems.push("RUNTIME_SIGNERS is empty: no runtime may report outcomes (protocol 2), so no run is ever recorded as done");
 	}
 	if (!env.IDENTITY && (!env.OPERATOR_PASS || env.OPERATOR_PASS === DEFAULT_OPERATOR_PASS)) {
 		problems.push(`signing with the default passphrase "${DEFAULT_OPERATOR_PASS}", which anyone can reproduce: set IDENTITY or OPERATOR_PASS`);
@@ -56,7 +64,7 @@ export async function health(_request: Request, env: Env) {
 		service: "bg-piece-scheduler",
 		time: Date.now(),
 		did,
-		runtime: target.kind === "none" ? null : { via: target.kind, timeoutMs: runTimeoutMs(env), state: seen?.state ?? "ok", since: seen?.since ?? null, reason: seen?.reason || null },
+		runtime: target.kind === "none" ? null : { via: target.kind, protocol: Number(protocol), timeoutMs: runTimeoutMs(env), state: seen?.state ?? "ok", since: seen?.since ?? null, reason: seen?.reason || null },
 		// The hour of earlier ticks is for /api/stats; health shows the last one.
 		lastTick: lastTick && { ...lastTick, recent: undefined },
 		problems,

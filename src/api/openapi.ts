@@ -94,6 +94,18 @@ export const openApiDocument = {
 				responses: { "200": json(ref("Stats"), "the figures"), ...adminErrors },
 			},
 		},
+		"/api/runtime/reports": {
+			post: {
+				summary: "Protocol 2: a runtime reports the outcomes of runs it accepted (docs/runtime-protocol.md)",
+				description: "Signed by the runtime (bg-protocol: 2, bg-signer in RUNTIME_SIGNERS, bg-timestamp, bg-signature over the bg-report-v2 canonical string). Each report carries the ticket its run was dispatched with.",
+				requestBody: { required: true, content: { "application/json": { schema: ref("ReportBody") } } },
+				responses: {
+					"200": json(ref("ReportAnswer"), "what became of each report"),
+					"401": json(ref("ProtocolError"), "unsigned, tampered, stale, future, replayed, or not signed by an allowed runtime"),
+					"500": error("a fault of ours (KV unavailable): send the reports again"),
+				},
+			},
+		},
 		"/api/openapi.json": {
 			get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } } },
 		},
@@ -166,6 +178,32 @@ export const openApiDocument = {
 		securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" } },
 		schemas: {
 			Error: { type: "object", required: ["success", "error"], properties: { success: { const: false }, error: { type: "string" } } },
+			ProtocolError: { type: "object", required: ["error"], properties: { error: { type: "string" } } },
+			ReportBody: {
+				type: "object",
+				required: ["reports"],
+				properties: {
+					reports: {
+						type: "array",
+						maxItems: 100,
+						items: {
+							type: "object",
+							required: ["ticket", "runId", "outcome", "durationMs"],
+							properties: { ticket: { type: "string" }, runId: { type: "string" }, outcome: { enum: ["ok", "failed"] }, error: { type: "string" }, durationMs: count },
+						},
+					},
+				},
+			},
+			ReportAnswer: {
+				type: "object",
+				required: ["results"],
+				properties: {
+					results: {
+						type: "array",
+						items: { type: "object", required: ["runId", "status"], properties: { runId: { type: "string" }, status: { enum: ["recorded", "dropped", "unknown", "late", "invalid"] } } },
+					},
+				},
+			},
 			Success: { type: "object", required: ["success", "message"], properties: { success: { const: true }, message: { type: "string" } } },
 			Registration: {
 				type: "object",
@@ -200,9 +238,10 @@ export const openApiDocument = {
 					did: { type: ["string", "null"], description: "the service's did:key; runtimes allow it" },
 					runtime: {
 						type: ["object", "null"],
-						required: ["via", "timeoutMs", "state", "since", "reason"],
+						required: ["via", "protocol", "timeoutMs", "state", "since", "reason"],
 						properties: {
 							via: { enum: ["service-binding", "url"] },
+							protocol: { enum: [1, 2], description: "the runtime protocol spoken (RUNTIME_PROTOCOL)" },
 							timeoutMs: count,
 							state: { enum: ["ok", "unavailable"], description: "what the last runs found: unavailable = silent, refusing, or not a piece runtime" },
 							since: { type: ["integer", "null"], description: "ms since the epoch; null if no outage was ever seen" },

@@ -14,6 +14,7 @@ import { clipText } from "../util/text";
  *   runId is new, tells the two apart (`afterReplay`).
  * - `busy`: the runtime is still running this piece's previous run; this one is skipped
  *   (counts nothing) and the piece stays due.
+ * - `accepted` (protocol 2): the runtime took the run and will report its outcome later.
  * - `silent`: no complete answer within the run's timeout; a liveness probe decides whether
  *   that is the piece's failure or an outage (`afterSilence`).
  */
@@ -23,22 +24,26 @@ export type Outcome =
 	| { kind: "unavailable"; reason: string }
 	| { kind: "replayed" }
 	| { kind: "busy"; runningRunId: string; since: number }
+	| { kind: "accepted" }
 	| { kind: "silent"; timeoutMs: number };
 
 /** An outcome an entry records. */
 export type RunOutcome = Extract<Outcome, { kind: "ok" | "failed" | "unavailable" }>;
 
+/** The outcome of a run the runtime could not take. */
+export type Unavailable = Extract<Outcome, { kind: "unavailable" }>;
+
 /**
  * A runtime's answer once silence and replay refusals are resolved by a probe: `duplicate`
  * is a replay refusal from a runtime that took a fresh probe, so it really has the run.
  */
-export type Answer = Exclude<Outcome, { kind: "silent" | "replayed" }> | { kind: "duplicate" };
+export type Answer = Exclude<Outcome, { kind: "silent" | "replayed" | "accepted" }> | { kind: "duplicate" };
 
 /** Longest error text kept from a runtime's answer; the rest is cut. */
 export const MAX_ERROR_LENGTH = 1000;
 
 /** The reason given for an answer that does not follow the protocol. */
-function notARuntime(status: number, what: string): RunOutcome {
+export function notARuntime(status: number, what: string): Unavailable {
 	return { kind: "unavailable", reason: `the runtime URL answered HTTP ${status} ${what}: that is not a piece runtime's answer (check PIECE_RUNTIME_URL or the RUNTIME binding)` };
 }
 
@@ -99,7 +104,7 @@ export function afterReplay(probe: ProbeResult): Answer {
 export const REPLAY_REFUSED = "the runtime refused the run as already seen (replayed runId), and a fresh liveness probe too: its replay store is broken";
 
 /** Resolves silence and replay refusals with a liveness probe, sent only for those two. */
-export async function resolveAnswer(outcome: Outcome, probe: () => Promise<ProbeResult>): Promise<Answer> {
+export async function resolveAnswer(outcome: Exclude<Outcome, { kind: "accepted" }>, probe: () => Promise<ProbeResult>): Promise<Answer> {
 	if (outcome.kind === "silent") return afterSilence(outcome.timeoutMs, await probe());
 	if (outcome.kind === "replayed") return afterReplay(await probe());
 	return outcome;
@@ -111,7 +116,7 @@ export async function resolveAnswer(outcome: Outcome, probe: () => Promise<Probe
  * Refusals, overload and anything that is not a runtime's answer show no live runtime.
  */
 export function probeVerdict(answer: Outcome): ProbeResult {
-	if (answer.kind === "ok" || answer.kind === "failed") return { alive: true };
+	if (answer.kind === "ok" || answer.kind === "failed" || answer.kind === "accepted") return { alive: true };
 	if (answer.kind === "unavailable") return { alive: false, reason: answer.reason };
 	if (answer.kind === "silent") return { alive: false, reason: `the probe got no answer within ${answer.timeoutMs} ms` };
 	if (answer.kind === "busy") return { alive: true };
@@ -119,7 +124,7 @@ export function probeVerdict(answer: Outcome): ProbeResult {
 }
 
 /** The outcome of a run that never reached the runtime (connection refused, DNS, …). */
-export function unreachable(reason: string): RunOutcome {
+export function unreachable(reason: string): Unavailable {
 	return { kind: "unavailable", reason: `runtime unreachable: ${clip(reason)}` };
 }
 
@@ -131,7 +136,7 @@ function busyRun(status: number, fields: Record<string, unknown>): Outcome | nul
 }
 
 /** The body as a JSON object, or null if it is not one. */
-function jsonObject(body: string): Record<string, unknown> | null {
+export function jsonObject(body: string): Record<string, unknown> | null {
 	try {
 		const parsed: unknown = JSON.parse(body);
 		return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
@@ -141,11 +146,12 @@ function jsonObject(body: string): Record<string, unknown> | null {
 }
 
 /** A non-empty `error` string, trimmed and clipped, or null. */
-function errorText(fields: Record<string, unknown> | null): string | null {
+export function errorText(fields: Record<string, unknown> | null): string | null {
 	const error = fields?.error;
 	return typeof error === "string" && error.trim() ? clip(error.trim()) : null;
 }
 
-function clip(text: string): string {
+/** Clips a runtime's text to MAX_ERROR_LENGTH. */
+export function clip(text: string): string {
 	return clipText(text, MAX_ERROR_LENGTH);
 }

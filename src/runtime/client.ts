@@ -1,8 +1,8 @@
 import { serviceIdentity } from "../identity/service";
 import { describe } from "../log";
-import { classifyResponse, probeVerdict, unreachable, type Outcome, type ProbeResult } from "../policy/outcome";
+import { classifyResponse, probeVerdict, unreachable, type Outcome, type ProbeResult, type Unavailable } from "../policy/outcome";
 import type { RunMessage } from "../schema";
-import { HEADERS, probeBody, utf8, type RunRequestBody } from "./protocol";
+import { HEADERS, PROTOCOL_VERSION, probeBody, utf8, type RunRequestBody, type SignedKind } from "./protocol";
 import { readUpTo } from "../util/stream";
 import { signedHeaders } from "./sign";
 
@@ -95,32 +95,66 @@ export async function probeRuntime(env: RuntimeEnv): Promise<ProbeResult> {
 	return probeVerdict(outcome);
 }
 
-/** Signs and sends one request to the run endpoint, reading the answer under `timeoutMs`. */
-async function send(env: RuntimeEnv, payload: RunRequestBody, timeoutMs: number): Promise<RunResult> {
+/** What came back from one signed request: an answer, silence, or no connection. */
+export type Exchange =
+	| { kind: "answer"; status: number; version: string | null; text: string; retryAfter: string | null }
+	| { kind: "silent"; timeoutMs: number }
+	| { kind: "unreachable"; outcome: Unavailable };
+
+/** How a signed request is sent: which protocol version and kind of message, and for how long. */
+export interface Signing {
+	version: string;
+	kind: SignedKind;
+	timeoutMs: number;
+	/** The endpoint's path behind a service binding (a URL is taken as configured). */
+	bindingPath?: string;
+}
+
+/**
+ * Signs `payload` with the service identity and POSTs it to the runtime, reading the answer
+ * under `timeoutMs`. Never throws: a missing setting or a refused connection is `unreachable`
+ * (with its outcome), no complete answer in time is `silent`.
+ */
+export async function signedPost(env: RuntimeEnv, payload: unknown, signing: Signing): Promise<{ exchange: Exchange; durationMs: number }> {
 	const started = Date.now();
 	const target = runtimeTarget(env);
-	if (target.kind === "none") return { outcome: unreachable(target.problem), durationMs: 0 };
+	if (target.kind === "none") return { exchange: { kind: "unreachable", outcome: unreachable(target.problem) }, durationMs: 0 };
 	let identity;
 	try {
 		identity = await serviceIdentity(env);
 	} catch {
-		return { outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), durationMs: 0 };
+		return { exchange: { kind: "unreachable", outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key") }, durationMs: 0 };
 	}
+	const url = target.fetcher && signing.bindingPath ? new URL(signing.bindingPath, target.url) : target.url;
 	const body = utf8(JSON.stringify(payload));
-	const headers = await signedHeaders(identity, "POST", target.url, body, started);
-	const signal = AbortSignal.timeout(timeoutMs);
+	const headers = await signedHeaders(identity, "POST", url, body, started, signing.version, signing.kind);
+	const signal = AbortSignal.timeout(signing.timeoutMs);
 	const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
 	try {
-		const response = await (target.fetcher ? target.fetcher.fetch(target.url, init) : fetch(target.url, init));
+		const response = await (target.fetcher ? target.fetcher.fetch(url, init) : fetch(url, init));
 		// The body is read under the same timeout (a runtime that sends headers and then stalls,
 		// or drips bytes, is as silent as one that never answers), and only its first 64 KB: six
 		// runs at once must fit in 128 MB whatever a wrong URL answers.
 		const { bytes } = await readUpTo(response.body, MAX_ANSWER_BYTES, signal);
-		const text = new TextDecoder().decode(bytes);
-		return { outcome: classifyResponse(response.status, text, response.headers.get(HEADERS.version)), durationMs: Date.now() - started };
+		const exchange: Exchange = {
+			kind: "answer",
+			status: response.status,
+			version: response.headers.get(HEADERS.version),
+			text: new TextDecoder().decode(bytes),
+			retryAfter: response.headers.get("retry-after"),
+		};
+		return { exchange, durationMs: Date.now() - started };
 	} catch (error) {
 		const durationMs = Date.now() - started;
-		if (signal.aborted) return { outcome: { kind: "silent", timeoutMs }, durationMs };
-		return { outcome: unreachable(describe(error)), durationMs };
+		if (signal.aborted) return { exchange: { kind: "silent", timeoutMs: signing.timeoutMs }, durationMs };
+		return { exchange: { kind: "unreachable", outcome: unreachable(describe(error)) }, durationMs };
 	}
+}
+
+/** Signs and sends one v1 run request, classifying the answer. */
+async function send(env: RuntimeEnv, payload: RunRequestBody, timeoutMs: number): Promise<RunResult> {
+	const { exchange, durationMs } = await signedPost(env, payload, { version: PROTOCOL_VERSION, kind: "bg-run-v1", timeoutMs });
+	if (exchange.kind === "silent") return { outcome: { kind: "silent", timeoutMs }, durationMs };
+	if (exchange.kind === "unreachable") return { outcome: exchange.outcome, durationMs };
+	return { outcome: classifyResponse(exchange.status, exchange.text, exchange.version), durationMs };
 }

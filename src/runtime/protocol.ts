@@ -66,12 +66,18 @@ export const REPLAYED_ERROR = "replayed runId";
 const encoder = new TextEncoder();
 
 /**
- * The string that is signed: it binds the protocol version, method, path, timestamp and the
- * SHA-256 of the exact body bytes, one per line.
+ * What a signature is for: its canonical string's first line, so a signature made for one
+ * kind of message can never pass for another (a v1 run, a v2 dispatch, a v2 report).
  */
-export async function canonicalString(method: string, path: string, timestamp: string, body: Uint8Array): Promise<string> {
+export type SignedKind = "bg-run-v1" | "bg-run-v2" | "bg-report-v2";
+
+/**
+ * The string that is signed: it binds the kind of message (and so the protocol version),
+ * method, path, timestamp and the SHA-256 of the exact body bytes, one per line.
+ */
+export async function canonicalString(method: string, path: string, timestamp: string, body: Uint8Array, kind: SignedKind = "bg-run-v1"): Promise<string> {
 	const digest = base64urlnopad.encode(await sha256(body));
-	return [`bg-run-v${PROTOCOL_VERSION}`, method.toUpperCase(), path, timestamp, digest].join("\n");
+	return [kind, method.toUpperCase(), path, timestamp, digest].join("\n");
 }
 
 /** UTF-8 bytes of a string. */

@@ -1,7 +1,8 @@
 import { base64urlnopad } from "@scure/base";
 import { publicKeyFromDid } from "../identity/ed25519.ts";
 import { readUpTo } from "../util/stream.ts";
-import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, utf8, type RunRequestBody } from "./protocol.ts";
+import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, type RunRequestBody, type SignedKind } from "./protocol.ts";
+import { MAX_BATCH_RUNS, MAX_V2_BODY_BYTES, PROTOCOL_V2, type DispatchBody, type ReportBody } from "./protocol-v2.ts";
 
 /** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
 export interface VerifyOptions {
@@ -41,20 +42,25 @@ export type Verification = { ok: true; signer: string; body: RunRequestBody } | 
 /** Default clock-skew window. */
 export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
 
+/** A refusal: every one is 401. */
+type Refusal = { ok: false; status: 401; error: string };
+const refuse = (error: string): Refusal => ({ ok: false, status: 401, error });
+
+/** A request whose signature checks out: who signed it, its signature, and the exact bytes. */
+type Signed = { ok: true; signer: string; signature: string; bytes: Uint8Array } | Refusal;
+
 /**
- * Verifies a signed run request: protocol version, signer allow-list, clock skew, signature
- * over the canonical string, and replay of the runId. Never throws for anything a caller
- * sends: every refusal is a 401 Verification. Reads the request body (at most 64 KB); pass a
- * clone if you need it again.
+ * The checks every signed message of the protocol passes, in order: headers present,
+ * protocol version, signer allowed and an Ed25519 did:key, timestamp within the skew window,
+ * signature shape, body size, and the signature over the canonical string of `kind`.
  */
-export async function verifyRunRequest(request: Request, options: VerifyOptions): Promise<Verification> {
-	const refuse = (error: string): Verification => ({ ok: false, status: 401, error });
-	const version = request.headers.get(HEADERS.version);
+async function verifySignature(request: Request, options: Omit<VerifyOptions, "seenBefore">, version: string, kind: SignedKind, maxBytes: number): Promise<Signed> {
 	const signer = request.headers.get(HEADERS.signer);
 	const timestamp = request.headers.get(HEADERS.timestamp);
 	const signature = request.headers.get(HEADERS.signature);
+	const sent = request.headers.get(HEADERS.version);
 	if (!signer || !timestamp || !signature) return refuse("unsigned request");
-	if (version !== PROTOCOL_VERSION) return refuse(`unsupported protocol version ${version ?? "(none)"}`);
+	if (sent !== version) return refuse(`unsupported protocol version ${sent ?? "(none)"}`);
 	if (!options.allowAnySigner && !options.allowedSigners.includes(signer)) return refuse("signer not allowed");
 	const publicKey = publicKeyFromDid(signer);
 	if (!publicKey) return refuse("signer is not an Ed25519 did:key");
@@ -69,26 +75,87 @@ export async function verifyRunRequest(request: Request, options: VerifyOptions)
 		return refuse("malformed signature");
 	}
 	if (signatureBytes.length !== SIGNATURE_BYTES) return refuse("malformed signature");
-	const { bytes: body, truncated } = await readUpTo(request.body, MAX_REQUEST_BYTES);
+	const { bytes, truncated } = await readUpTo(request.body, maxBytes);
 	if (truncated) return refuse("body too large");
-	const canonical = await canonicalString(request.method, new URL(request.url).pathname, timestamp, body);
+	const canonical = await canonicalString(request.method, new URL(request.url).pathname, timestamp, bytes, kind);
 	try {
 		const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
-		if (!(await crypto.subtle.verify("Ed25519", key, signatureBytes, utf8(canonical)))) return refuse("bad signature");
+		if (!(await crypto.subtle.verify("Ed25519", key, signatureBytes, new TextEncoder().encode(canonical)))) return refuse("bad signature");
 	} catch {
 		// A public key that is not a curve point, or any other refusal by Web Crypto.
 		return refuse("bad signature");
 	}
+	return { ok: true, signer, signature, bytes };
+}
 
-	let parsed: RunRequestBody;
+/** The body's JSON, or undefined if it is not JSON. */
+function parseJson(bytes: Uint8Array): unknown {
 	try {
-		parsed = JSON.parse(new TextDecoder().decode(body)) as RunRequestBody;
+		return JSON.parse(new TextDecoder().decode(bytes));
 	} catch {
-		return refuse("body is not JSON");
+		return undefined;
 	}
-	if (!parsed || typeof parsed.runId !== "string" || typeof parsed.space !== "string" || typeof parsed.pieceId !== "string" || !Number.isInteger(parsed.attempt)) {
-		return refuse("body lacks space, pieceId, runId or attempt");
-	}
+}
+
+/** Whether a value has a run's identifying fields (only these are type-checked). */
+function isRun(value: unknown): value is Pick<RunRequestBody, "space" | "pieceId" | "runId" | "attempt"> {
+	const run = value as Partial<RunRequestBody> | null;
+	return !!run && typeof run.runId === "string" && typeof run.space === "string" && typeof run.pieceId === "string" && Number.isInteger(run.attempt);
+}
+
+/**
+ * Verifies a signed run request (protocol 1): protocol version, signer allow-list, clock
+ * skew, signature over the canonical string, and replay of the runId. Never throws for
+ * anything a caller sends: every refusal is a 401 Verification. Reads the request body (at
+ * most 64 KB); pass a clone if you need it again.
+ */
+export async function verifyRunRequest(request: Request, options: VerifyOptions): Promise<Verification> {
+	const signed = await verifySignature(request, options, PROTOCOL_VERSION, "bg-run-v1", MAX_REQUEST_BYTES);
+	if (!signed.ok) return signed;
+	const parsed = parseJson(signed.bytes);
+	if (parsed === undefined) return refuse("body is not JSON");
+	if (!isRun(parsed)) return refuse("body lacks space, pieceId, runId or attempt");
 	if (await options.seenBefore(`${parsed.runId}#${parsed.attempt}`)) return refuse(REPLAYED_ERROR);
-	return { ok: true, signer, body: parsed };
+	return { ok: true, signer: signed.signer, body: parsed as RunRequestBody };
+}
+
+/** A verified dispatch (protocol 2), with the runIds whose replay key was seen before. */
+export type DispatchVerification = { ok: true; signer: string; body: DispatchBody; replayed: Set<string> } | Refusal;
+
+/**
+ * Verifies a signed dispatch (protocol 2) for a runtime: the same checks as a run request,
+ * with the canonical string of `bg-run-v2`, then each run's replay key (`<runId>#<attempt>`).
+ * A run seen before is listed in `replayed`: acknowledge it `refused` with `replayed runId`
+ * and take the others. Never throws; reads at most 512 KB of the body.
+ */
+export async function verifyDispatch(request: Request, options: VerifyOptions): Promise<DispatchVerification> {
+	const signed = await verifySignature(request, options, PROTOCOL_V2, "bg-run-v2", MAX_V2_BODY_BYTES);
+	if (!signed.ok) return signed;
+	const parsed = parseJson(signed.bytes) as Partial<DispatchBody> | undefined;
+	if (parsed === undefined) return refuse("body is not JSON");
+	if (!parsed || !Array.isArray(parsed.runs) || parsed.runs.length > MAX_BATCH_RUNS || !parsed.runs.every(isRun) || typeof parsed.reportTo !== "string") {
+		return refuse("body lacks runs (at most 100, each with space, pieceId, runId, attempt) or reportTo");
+	}
+	const replayed = new Set<string>();
+	for (const run of parsed.runs) if (await options.seenBefore(`${run.runId}#${run.attempt}`)) replayed.add(run.runId);
+	return { ok: true, signer: signed.signer, body: parsed as DispatchBody, replayed };
+}
+
+/** A verified report request (protocol 2). */
+export type ReportVerification = { ok: true; signer: string; body: ReportBody } | Refusal;
+
+/**
+ * Verifies a runtime's signed report request (protocol 2) for the scheduler: the checks of a
+ * run request with the canonical string of `bg-report-v2`, the runtime's did:key in
+ * `allowedSigners`, and replay of the request itself (its signature, fixed by its timestamp
+ * and bytes, is the replay key). Never throws; reads at most 512 KB of the body.
+ */
+export async function verifyReport(request: Request, options: VerifyOptions): Promise<ReportVerification> {
+	const signed = await verifySignature(request, options, PROTOCOL_V2, "bg-report-v2", MAX_V2_BODY_BYTES);
+	if (!signed.ok) return signed;
+	const parsed = parseJson(signed.bytes) as Partial<ReportBody> | undefined;
+	if (parsed === undefined) return refuse("body is not JSON");
+	if (!parsed || !Array.isArray(parsed.reports) || parsed.reports.length > MAX_BATCH_RUNS) return refuse("body lacks reports (at most 100)");
+	if (await options.seenBefore(`report#${signed.signature}`)) return refuse("replayed report");
+	return { ok: true, signer: signed.signer, body: parsed as ReportBody };
 }

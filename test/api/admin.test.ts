@@ -8,7 +8,7 @@ import { LIST, type ListPage, type Outcome, getEntry, list, read, sleep } from "
 interface Health {
 	status: string;
 	did: string | null;
-	runtime: { via: string; timeoutMs: number; state: string; since: number | null; reason: string | null } | null;
+	runtime: { via: string; protocol: number; timeoutMs: number; state: string; since: number | null; reason: string | null } | null;
 	lastTick: TickSummary | null;
 	problems: string[];
 }
@@ -458,7 +458,7 @@ describe("GET /api/health", () => {
 		// The DID of OPERATOR_PASS (set for the tests), not the default passphrase's.
 		expect(health.did).toBe(await didOfPassphrase("test operator pass"));
 		expect(health.did).not.toBe(await didOfPassphrase("implicit trust"));
-		expect(health.runtime).toEqual({ via: "service-binding", timeoutMs: 300, state: "ok", since: null, reason: null });
+		expect(health.runtime).toEqual({ via: "service-binding", protocol: 1, timeoutMs: 300, state: "ok", since: null, reason: null });
 		expect(health).toHaveProperty("lastTick");
 	});
 

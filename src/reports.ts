@@ -1,0 +1,108 @@
+import { serviceIdentity } from "./identity/service";
+import { logEvent } from "./log";
+import { clip, type Answer } from "./policy/outcome";
+import { heartbeatMs } from "./policy/record";
+import { newInvocation, recordAnswer, successLine } from "./recorder";
+import type { RegistryEnv } from "./registry/store";
+import { HEADERS } from "./runtime/protocol";
+import { PROTOCOL_V2, type ReportResult, type RunReport } from "./runtime/protocol-v2";
+import { readTicket } from "./runtime/ticket";
+import { DEFAULT_MAX_SKEW_MS, verifyReport } from "./runtime/verify";
+import { UNAVAILABLE_ATTEMPTS, MAX_CONCURRENT_RUNS } from "./consumer";
+import { forEachLimit } from "./util/limit";
+
+/** The bindings the report route needs. */
+export type ReportsEnv = RegistryEnv & Pick<Env, "IDENTITY" | "OPERATOR_PASS"> & Partial<Pick<Env, "RUNTIME_SIGNERS" | "HEARTBEAT_MINUTES">>;
+
+/*
+ * Per request: at most 100 reports (MAX_BATCH_RUNS), each costing at most two KV reads and a
+ * write (a steady success: none), ≤ 300 of the 1,000 KV operations, 6 at a time.
+ */
+
+/** Report signatures seen within twice the skew window, per isolate, with their expiry. */
+const seenReports = new Map<string, number>();
+
+/**
+ * Whether a report request's replay key was seen here before (and remember it). An isolate's
+ * memory: a replay that reaches another isolate is not refused, but changes nothing either,
+ * since a report is applied at most once per run (the entry's lastRunId, and a steady
+ * success writes nothing), and a ticket expires.
+ */
+function seenBefore(key: string): boolean {
+	const now = Date.now();
+	for (const [k, expires] of seenReports) if (expires < now) seenReports.delete(k);
+	if (seenReports.has(key)) return true;
+	seenReports.set(key, now + 2 * DEFAULT_MAX_SKEW_MS);
+	return false;
+}
+
+/** The runtimes allowed to report (RUNTIME_SIGNERS, comma-separated did:keys). */
+export function runtimeSigners(env: Partial<Pick<Env, "RUNTIME_SIGNERS">>): string[] {
+	return (env.RUNTIME_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+const answer = (body: unknown, status: number) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_V2 } });
+
+/**
+ * `POST /api/runtime/reports` (protocol 2): a runtime reports the outcomes of runs it
+ * accepted. The request must be signed by an allowed runtime (RUNTIME_SIGNERS), fresh, and
+ * not a replay (401 otherwise); each report must carry a ticket this scheduler issued and
+ * that has not expired, or it changes nothing. A fault of ours (KV down) answers 503, and the
+ * runtime sends the reports again: the ones already recorded are then dropped as duplicates.
+ */
+export async function receiveReports(request: Request, env: ReportsEnv): Promise<Response> {
+	const verified = await verifyReport(request, { allowedSigners: runtimeSigners(env), seenBefore });
+	if (!verified.ok) {
+		logEvent("report-refused", { error: verified.error, signer: request.headers.get(HEADERS.signer) });
+		return answer({ error: verified.error }, 401);
+	}
+	const identity = await serviceIdentity(env);
+	// Reports carry ok or failed only: nothing to probe.
+	const invocation = newInvocation(async () => ({ alive: true }));
+	const heartbeat = heartbeatMs(env.HEARTBEAT_MINUTES);
+	const reports = verified.body.reports;
+	const results: ReportResult[] = new Array(reports.length);
+	const successes: string[] = [];
+	await forEachLimit(reports, MAX_CONCURRENT_RUNS, async (report, index) => {
+		const runId = typeof report?.runId === "string" ? clip(report.runId) : "";
+		// Only the protocol's outcomes count: anything else changes nothing.
+		if (report?.outcome !== "ok" && report?.outcome !== "failed") {
+			results[index] = { runId, status: "invalid" };
+			return;
+		}
+		const ticket = await readTicket(identity, report?.ticket, Date.now());
+		if (ticket.status !== "valid" || ticket.message.runId !== runId) {
+			results[index] = { runId, status: ticket.status === "late" ? "late" : "unknown" };
+			return;
+		}
+		const { message } = ticket;
+		const recorded = await recordAnswer(env, invocation, message, answerOf(report), {
+			attempts: ticket.attempt,
+			started: ticket.dispatchedAt,
+			durationMs: Number.isFinite(report.durationMs) && report.durationMs >= 0 ? Math.round(report.durationMs) : 0,
+			heartbeat,
+			unavailableAttempts: UNAVAILABLE_ATTEMPTS,
+		});
+		results[index] = { runId, status: recorded.kind === "recorded" ? "recorded" : "dropped" };
+		if (recorded.kind === "recorded" && recorded.event === "success") successes.push(successLine(message));
+		else if (recorded.kind === "recorded") logEvent("run", { outcome: recorded.event, piece: `${message.space}/${message.pieceId}`, runId, kind: message.kind, durationMs: report.durationMs, failures: recorded.entry?.failures ?? 0, error: recorded.error });
+	});
+	// The replaced service's success lines, which users watch for: one log event for the whole
+	// request (one line per piece), so a steady run costs a fraction of a log event.
+	if (successes.length) console.log(successes.join("\n"));
+	logEvent("reports", { signer: verified.signer, reports: reports.length, ...countBy(results) });
+	return answer({ results }, 200);
+}
+
+/** A report's outcome as an answer: ok, or the piece's failure with its error. */
+function answerOf(report: RunReport): Answer {
+	if (report.outcome === "ok") return { kind: "ok" };
+	const error = typeof report.error === "string" && report.error.trim() ? clip(report.error.trim()) : "the piece failed (the runtime gave no error)";
+	return { kind: "failed", error };
+}
+
+function countBy(results: ReportResult[]): Record<string, number> {
+	const counts: Record<string, number> = {};
+	for (const { status } of results) counts[status] = (counts[status] ?? 0) + 1;
+	return counts;
+}
