@@ -67,10 +67,10 @@ const children = [
 await waitFor(`${base}/api/health`);
 console.log(`
   Background piece scheduler running on http://localhost:${port}
-    runtime (reference harness)  http://localhost:${runtimePort} (protocol ${protocol}${protocol === "2" ? `, reports signed by ${runtimeDid}` : ""})
+    runtime                      ${env.PIECE_RUNTIME_URL ? `${env.PIECE_RUNTIME_URL} (PIECE_RUNTIME_URL; the reference harness idles on ${runtimePort})` : `reference harness on http://localhost:${runtimePort}`} (protocol ${protocol}${protocol === "2" ? `, reports accepted from ${workerVars.RUNTIME_SIGNERS}` : ""})
     admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
     service identity             ${serviceDid}${env.IDENTITY || env.OPERATOR_PASS ? "" : ' (default passphrase "implicit trust": development only)'}
-    cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*'"}
+    cron                         ${tickSeconds ? `every ${tickSeconds} s` : "off (TICK_SECONDS=0); fire one: curl '" + base + "/cdn-cgi/local/scheduled?cron=*+*+*+*+*&time=<ms on a whole minute>'"}
 `);
 if (tickSeconds > 0) tickForever(tickSeconds * 1000);
 

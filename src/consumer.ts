@@ -1,15 +1,14 @@
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, pauseUntil } from "./delivery";
 import { handleDispatchBatch } from "./dispatch";
 import { logError, logEvent } from "./log";
-import { admit } from "./policy/decide";
 import { resolveAnswer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";
 import { recordAnswer, logRun, newInvocation, type Invocation } from "./recorder";
-import { KV_WRITE_INTERVAL_MS, getEntry } from "./registry/store";
+import { KV_WRITE_INTERVAL_MS } from "./registry/store";
 import { PROBE_TIMEOUT_MS, probeRuntime, runPiece, runTimeoutMs } from "./runtime/client";
 import { runtimeProtocol, type DispatchEnv } from "./runtime/dispatch";
-import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
+import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
-import { realClock } from "./util/pace";
 
 /** The bindings the consumer needs. */
 export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS"> &
@@ -24,20 +23,6 @@ export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL"
  * cost none.
  */
 
-/**
- * Runs at once per invocation. Each run holds one connection at a time (KV read, runtime
- * call, KV write), and an invocation may hold 6 connections at once (DESIGN §4).
- */
-export const MAX_CONCURRENT_RUNS = 6;
-
-/**
- * How often a run is retried while the runtime is unavailable before it waits for the next
- * tick instead; the piece stays due, so the next tick dispatches it again. Kept below the
- * queue's max_retries (3) so outages never fill the dead-letter queue.
- */
-export const UNAVAILABLE_ATTEMPTS = 2;
-/** Wait before retrying a run the runtime could not take. */
-export const UNAVAILABLE_RETRY_SECONDS = 15;
 /** A consumer invocation may run 15 minutes (wall clock). */
 export const INVOCATION_WALL_MS = 15 * 60_000;
 /**
@@ -48,8 +33,6 @@ export const INVOCATION_WALL_MS = 15 * 60_000;
 export function batchBudgetMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
 	return INVOCATION_WALL_MS - runTimeoutMs(env) - PROBE_TIMEOUT_MS - 30_000;
 }
-/** Wait before retrying a message whose handling crashed. */
-export const CRASH_RETRY_SECONDS = 10;
 /** What became of one message. */
 export type Disposition = "ran" | "retry" | "dropped";
 
@@ -137,29 +120,3 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	return recorded.retry ? "retry" : recorded.event === "unavailable" ? "dropped" : "ran";
 }
 
-/**
- * A message validated and admitted (src/policy/decide.ts, `admit`), after any wait KV's write
- * interval asks for; or null, logged, when it is dropped.
- */
-export async function admitted(body: unknown, attempts: number, env: ConsumerEnv): Promise<RunMessage | null> {
-	const parsed = runMessageSchema.safeParse(body);
-	if (!parsed.success) {
-		// Retrying cannot fix a malformed message: drop it, loudly.
-		logError("message-malformed", firstIssue(parsed.error, body), { body: JSON.stringify(body)?.slice(0, 300) });
-		return null;
-	}
-	const message = parsed.data;
-	let admission = admit(message, attempts, Date.now(), undefined);
-	if (admission.status === "read") admission = admit(message, attempts, Date.now(), await getEntry(env, message));
-	if (admission.status !== "run") {
-		logEvent("run-dropped", { reason: admission.status === "drop" ? admission.reason : "not admitted", runId: message.runId, space: message.space, pieceId: message.pieceId });
-		return null;
-	}
-	await pauseUntil(admission.notBefore);
-	return message;
-}
-
-async function pauseUntil(time: number): Promise<void> {
-	const wait = time - Date.now();
-	if (wait > 0) await realClock.sleep(wait);
-}

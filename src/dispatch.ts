@@ -1,4 +1,5 @@
-import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, type ConsumerEnv } from "./consumer";
+import type { ConsumerEnv } from "./consumer";
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted } from "./delivery";
 import { logError, logEvent } from "./log";
 import { resolveAnswer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";

@@ -8,7 +8,7 @@ import { HEADERS } from "./runtime/protocol";
 import { PROTOCOL_V2, type ReportResult, type RunReport } from "./runtime/protocol-v2";
 import { readTicket } from "./runtime/ticket";
 import { DEFAULT_MAX_SKEW_MS, verifyReport } from "./runtime/verify";
-import { UNAVAILABLE_ATTEMPTS, MAX_CONCURRENT_RUNS } from "./consumer";
+import { MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS } from "./delivery";
 import { forEachLimit } from "./util/limit";
 
 /** The bindings the report route needs. */

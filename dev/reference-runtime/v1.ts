@@ -20,8 +20,13 @@ export async function runV1(request: Request, env: ExampleEnv & { ALLOWED_SIGNER
 	const { space, pieceId, integration, runId } = verified.body;
 	const piece = `${space}/${pieceId}`;
 	console.log(JSON.stringify({ event: "reference-run", protocol: 1, piece, integration, runId, signer: verified.signer }));
-	// The run ends early when the scheduler stops waiting (where the platform tells us).
-	const stop = new Promise<void>((resolve) => request.signal.addEventListener("abort", () => resolve(), { once: true }));
+	// The run ends early when the scheduler stops waiting: a second past its timeout
+	// (RUN_LIMIT_MS), by when it has given up, or when the platform says the request was
+	// aborted. A run the scheduler gave up on must not go on in the background.
+	const stop = new Promise<void>((resolve) => {
+		setTimeout(resolve, Number(env.RUN_LIMIT_MS ?? 600_000) + 1_000);
+		request.signal.addEventListener("abort", () => resolve(), { once: true });
+	});
 	const outcome = precheck(integration, piece, env) ?? (await runExample(integration, piece, runId, env, stop));
 	if (!outcome) return answer({ error: "the scheduler stopped waiting" }, 499);
 	switch (outcome.kind) {

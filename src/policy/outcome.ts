@@ -97,8 +97,12 @@ export function afterSilence(timeoutMs: number, probe: ProbeResult): RunOutcome 
  */
 export function afterReplay(probe: ProbeResult): Answer {
 	if (probe.alive) return { kind: "duplicate" };
-	return { kind: "unavailable", reason: `${REPLAY_REFUSED} (${clip(probe.reason)})` };
+	// A probe refused as a replay is what REPLAY_REFUSED says already; any other fate is added.
+	return { kind: "unavailable", reason: probe.reason === PROBE_REPLAYED ? REPLAY_REFUSED : `${REPLAY_REFUSED} (the probe: ${clip(probe.reason)})` };
 }
+
+/** A probe's fate when the runtime refused it as a replay. */
+const PROBE_REPLAYED = "the probe was refused as a replay too";
 
 /** The status reason of a runtime that refuses every run as a replay. */
 export const REPLAY_REFUSED = "the runtime refused the run as already seen (replayed runId), and a fresh liveness probe too: its replay store is broken";
@@ -120,7 +124,7 @@ export function probeVerdict(answer: Outcome): ProbeResult {
 	if (answer.kind === "unavailable") return { alive: false, reason: answer.reason };
 	if (answer.kind === "silent") return { alive: false, reason: `the probe got no answer within ${answer.timeoutMs} ms` };
 	if (answer.kind === "busy") return { alive: true };
-	return { alive: false, reason: "the probe was refused as a replay too" };
+	return { alive: false, reason: PROBE_REPLAYED };
 }
 
 /** The outcome of a run that never reached the runtime (connection refused, DNS, …). */

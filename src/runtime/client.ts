@@ -147,7 +147,8 @@ export async function signedPost(env: RuntimeEnv, payload: unknown, signing: Sig
 	} catch (error) {
 		const durationMs = Date.now() - started;
 		if (signal.aborted) return { exchange: { kind: "silent", timeoutMs: signing.timeoutMs }, durationMs };
-		return { exchange: { kind: "unreachable", outcome: unreachable(describe(error)) }, durationMs };
+		// Name the endpoint: "Network connection lost." alone does not say a connection to what was refused.
+		return { exchange: { kind: "unreachable", outcome: unreachable(`${url.origin}${url.pathname}: ${describe(error)}`) }, durationMs };
 	}
 }
 

@@ -50,7 +50,7 @@ describe("faults lose nothing and disable nothing that did not fail", () => {
 		for (const [i, entry] of during.entries()) {
 			expect(entry.failures).toBe(i % 2);
 			expect(entry.disabledAt).toBe(0);
-			expect(entry.status).toMatch(/^Runtime unavailable since \d{4}-.*runtime unreachable: TypeError: Network connection lost\./);
+			expect(entry.status).toMatch(/^Runtime unavailable since \d{4}-.*runtime unreachable: https:\/\/runtime.internal\/v1\/run: TypeError: Network connection lost\./);
 		}
 		const since = during[0]!.unavailableSince;
 		expect(since).toBeGreaterThan(0);

@@ -96,10 +96,8 @@ describe("silence and the liveness probe", () => {
 
 	it("a replay refusal is a duplicate if the runtime takes a fresh probe, else a broken replay store", () => {
 		expect(afterReplay({ alive: true })).toEqual({ kind: "duplicate" });
-		expect(afterReplay({ alive: false, reason: "the probe was refused as a replay too" })).toEqual({
-			kind: "unavailable",
-			reason: `${REPLAY_REFUSED} (the probe was refused as a replay too)`,
-		});
+		expect(afterReplay({ alive: false, reason: "the probe was refused as a replay too" })).toEqual({ kind: "unavailable", reason: REPLAY_REFUSED });
+		expect(afterReplay({ alive: false, reason: "runtime answered HTTP 503" })).toEqual({ kind: "unavailable", reason: `${REPLAY_REFUSED} (the probe: runtime answered HTTP 503)` });
 	});
 
 	it("probes only for silence and replay refusals", async () => {
