@@ -14,10 +14,16 @@ export type DispatchEnv = RuntimeEnv & Partial<Pick<Env, "RUNTIME_PROTOCOL" | "R
 export const DISPATCH_BINDING_PATH = "/v2/runs";
 
 /**
- * How long a runtime has to acknowledge a dispatch. It only verifies and takes the runs, so
- * this is short; silence before the acknowledgement is an outage, never a piece's failure.
+ * How long a runtime has to acknowledge a dispatch (or the run timeout, if that is shorter).
+ * It only verifies and takes the runs, so this is short; silence before the acknowledgement is
+ * an outage, never a piece's failure.
  */
 export const ACK_TIMEOUT_MS = 10_000;
+
+/** The acknowledgement timeout for these settings. */
+export function ackTimeoutMs(env: Pick<Env, "RUNTIME_TIMEOUT_MS">): number {
+	return Math.min(ACK_TIMEOUT_MS, runTimeoutMs(env));
+}
 
 /** The protocol the runtime speaks, from RUNTIME_PROTOCOL: "2", or else "1". */
 export function runtimeProtocol(env: Partial<Pick<Env, "RUNTIME_PROTOCOL">>): "1" | "2" {
@@ -90,9 +96,10 @@ export async function probeV2(env: DispatchEnv): Promise<ProbeResult> {
 }
 
 async function send(env: DispatchEnv, body: DispatchBody, runIds: string[]): Promise<{ verdict: DispatchVerdict; durationMs: number }> {
-	const { exchange, durationMs } = await signedPost(env, body, { version: PROTOCOL_V2, kind: "bg-run-v2", timeoutMs: ACK_TIMEOUT_MS, bindingPath: DISPATCH_BINDING_PATH });
+	const timeoutMs = ackTimeoutMs(env);
+	const { exchange, durationMs } = await signedPost(env, body, { version: PROTOCOL_V2, kind: "bg-run-v2", timeoutMs, bindingPath: DISPATCH_BINDING_PATH });
 	if (exchange.kind === "silent") {
-		const reason = `no acknowledgement within ${ACK_TIMEOUT_MS} ms: the runtime took none of the ${runIds.length} runs`;
+		const reason = `no acknowledgement within ${timeoutMs} ms: the runtime took none of the ${runIds.length} runs`;
 		return { verdict: { kind: "unavailable", outcome: { kind: "unavailable", reason }, retryAfterSeconds: null }, durationMs };
 	}
 	if (exchange.kind === "unreachable") return { verdict: { kind: "unavailable", outcome: exchange.outcome, retryAfterSeconds: null }, durationMs };

@@ -4,7 +4,6 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { handleQueue } from "../../src/consumer";
 import { identityFromPassphrase, type Identity } from "../../src/identity/ed25519";
 import { oneOffMessage, tickMessage } from "../../src/messages";
-import { PERIOD_MS } from "../../src/policy/schedule";
 import { getEntry } from "../../src/registry/store";
 import { utf8 } from "../../src/runtime/protocol";
 import type { ReportBody, RunReport } from "../../src/runtime/protocol-v2";
@@ -86,7 +85,7 @@ describe("reports are refused unless an allowed runtime signed this very request
 	});
 });
 
-describe("a report changes only what this scheduler dispatched, once, in order", () => {
+describe("a report changes only what this scheduler dispatched (more report faults: test/faults/protocol-v2.test.ts)", () => {
 	it("a forged ticket, another scheduler's ticket, a mismatched runId and an expired ticket change nothing", async () => {
 		const piece = await seedPiece();
 		const message = tickMessage(piece, T0);
@@ -104,25 +103,6 @@ describe("a report changes only what this scheduler dispatched, once, in order",
 		expect(answer.status).toBe(200);
 		expect(answer.body.results!.map((r) => r.status)).toEqual(["unknown", "unknown", "unknown", "late", "invalid"]);
 		expect(await getEntry(env, piece)).toMatchObject({ failures: 0, status: "Initializing", lastRunId: "" });
-	});
-
-	it("a duplicated report (sent again, signed afresh) is applied once", async () => {
-		const piece = await seedPiece();
-		const report = await reportFor(tickMessage(piece, T0), "failed", "boom");
-		expect((await post({ reports: [report] })).body.results).toEqual([{ runId: report.runId, status: "recorded" }]);
-		await new Promise((resolve) => setTimeout(resolve, 5));
-		expect((await post({ reports: [report] })).body.results).toEqual([{ runId: report.runId, status: "dropped" }]);
-		expect(await getEntry(env, piece)).toMatchObject({ failures: 1, status: "boom" });
-	});
-
-	it("reordered reports: an older tick's report after a newer one's is dropped", async () => {
-		const piece = await seedPiece();
-		const newer = await reportFor(tickMessage(piece, T0 + PERIOD_MS), "ok");
-		const older = await reportFor(tickMessage(piece, T0), "failed", "boom");
-		await post({ reports: [newer] });
-		await new Promise((resolve) => setTimeout(resolve, 1_000));
-		expect((await post({ reports: [older] })).body.results).toEqual([{ runId: older.runId, status: "dropped" }]);
-		expect(await getEntry(env, piece)).toMatchObject({ status: "Success", failures: 0, nextRunAt: T0 + 2 * PERIOD_MS });
 	});
 
 	it("a late failure of a run that started before a re-registration is not counted", async () => {
