@@ -30,7 +30,12 @@ const seenReports = new Map<string, number>();
  */
 function seenBefore(key: string): boolean {
 	const now = Date.now();
-	for (const [k, expires] of seenReports) if (expires < now) seenReports.delete(k);
+	// Keys expire in the order they were added: prune from the oldest, stopping at the first
+	// still live, so a busy isolate pays for what expired, not for all it remembers.
+	for (const [k, expires] of seenReports) {
+		if (expires >= now) break;
+		seenReports.delete(k);
+	}
 	if (seenReports.has(key)) return true;
 	seenReports.set(key, now + 2 * DEFAULT_MAX_SKEW_MS);
 	return false;

@@ -84,7 +84,11 @@ const REPLAY_WINDOW_MS = 10 * 60_000;
 /** The runtime's replay memory (per isolate; a real runtime with several instances needs a shared store). */
 export function seenBefore(key: string): boolean {
 	const now = Date.now();
-	for (const [k, expires] of seen) if (expires < now) seen.delete(k);
+	for (const [k, expires] of seen) {
+		// Keys expire in insertion order: stop at the first still live.
+		if (expires >= now) break;
+		seen.delete(k);
+	}
 	if (seen.has(key)) return true;
 	seen.set(key, now + REPLAY_WINDOW_MS);
 	return false;
