@@ -1,13 +1,19 @@
 /**
  * The runtime verifier under Deno: src/runtime/verify.ts, loaded unchanged, accepts the worked
  * example of docs/runtime-protocol.md and a freshly signed request, and refuses a tampered
- * copy and a replay. Prints one line per case and exits non-zero if any case went wrong.
+ * copy and a replay; and the protocol 2 side a runtime needs (verifyDispatch, a report signed
+ * with signedHeaders and checked with verifyReport) runs there too. Prints one line per case
+ * and exits non-zero if any case went wrong.
  * Run by test/node/deno-verify.test.ts with the deno binary from node_modules, offline.
  */
 import { base64urlnopad } from "@scure/base";
 import { identityFromPassphrase } from "../../src/identity/ed25519.ts";
 import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, utf8 } from "../../src/runtime/protocol.ts";
-import { verifyRunRequest, type Verification } from "../../src/runtime/verify.ts";
+import { signedHeaders } from "../../src/runtime/sign.ts";
+import { verifyDispatch, verifyReport, verifyRunRequest } from "../../src/runtime/verify.ts";
+
+/** What any of the verifiers answers, as far as these cases look. */
+type Verification = { ok: true; signer: string } | { ok: false; error: string };
 
 /** The worked example, byte for byte as the protocol page gives it. */
 const EXAMPLE = {
@@ -70,6 +76,31 @@ report("freshly signed replayed", await verifyRunRequest(fresh(body), { ...allow
 const tampered = body.slice();
 tampered[tampered.length - 2] = "2".charCodeAt(0); // attempt 1 → 2, without signing again
 report("freshly signed tampered", await verifyRunRequest(fresh(tampered), { ...allowFresh, seenBefore: replayMemory() }), "bad signature");
+
+// Protocol 2: a dispatch signed as the scheduler signs it, checked as a runtime checks it; the
+// same bytes again are accepted with their run marked replayed; a v1 signature never passes.
+const dispatchUrl = new URL("https://runtime.internal/v2/runs");
+const run = { space: EXAMPLE.signer, pieceId: "fid1:2BHRvIyc7YPj5uB3hJWuW1ci6A8xoVMfRQo1C1ZwSNY", integration: "counter", event: {}, runId: `deno-v2:${now}`, scheduledTime: now - (now % 60_000), attempt: 1, ticket: "t" };
+const dispatchBytes = utf8(JSON.stringify({ runs: [run], reportTo: "https://scheduler.example/api/runtime/reports", timeoutMs: 600_000 }));
+const dispatchHeaders = await signedHeaders(identity, "POST", dispatchUrl, dispatchBytes, Date.now(), "2", "bg-run-v2");
+const dispatchRequest = (headers: Record<string, string>) => new Request(dispatchUrl, { method: "POST", headers, body: dispatchBytes });
+const seenDispatch = replayMemory();
+const first = await verifyDispatch(dispatchRequest(dispatchHeaders), { ...allowFresh, seenBefore: seenDispatch });
+report("v2 dispatch", first, null);
+const again = await verifyDispatch(dispatchRequest(dispatchHeaders), { ...allowFresh, seenBefore: seenDispatch });
+report("v2 dispatch replayed: its run is marked", again.ok && again.replayed.has(run.runId) ? again : { ok: false, error: "run not marked replayed" }, null);
+const v1Signed = await signedHeaders(identity, "POST", dispatchUrl, dispatchBytes, Date.now(), "1", "bg-run-v1");
+report("v2 dispatch with a v1 signature", await verifyDispatch(dispatchRequest({ ...v1Signed, [HEADERS.version]: "2" }), { ...allowFresh, seenBefore: replayMemory() }), "bad signature");
+
+// A runtime's report, signed with its own key as a runtime signs it.
+const runtimeKey = await identityFromPassphrase("a runtime");
+const reportUrl = new URL("https://scheduler.example/api/runtime/reports");
+const reportBytes = utf8(JSON.stringify({ reports: [{ ticket: "t", runId: run.runId, outcome: "ok", durationMs: 5 }] }));
+const reportHeaders = await signedHeaders(runtimeKey, "POST", reportUrl, reportBytes, Date.now(), "2", "bg-report-v2");
+const seenReport = replayMemory();
+const reportRequest = () => new Request(reportUrl, { method: "POST", headers: reportHeaders, body: reportBytes });
+report("v2 report", await verifyReport(reportRequest(), { allowedSigners: [runtimeKey.did], seenBefore: seenReport }), null);
+report("v2 report replayed", await verifyReport(reportRequest(), { allowedSigners: [runtimeKey.did], seenBefore: seenReport }), "replayed report");
 
 console.log(`deno ${Deno.version.deno}: ${failures === 0 ? "all cases as expected" : `${failures} case(s) wrong`}`);
 if (failures > 0) Deno.exit(1);
