@@ -67,7 +67,12 @@ export function runtimeTarget(env: Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL">): 
  * nothing), and no complete answer in time is `silent`, for the caller to probe.
  */
 export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: number): Promise<RunResult> {
-	const payload: RunRequestBody = {
+	return send(env, runBody(message, attempt), runTimeoutMs(env));
+}
+
+/** The protocol's body of one run: what the runtime needs of a queue message, `event` always `{}`. */
+export function runBody(message: RunMessage, attempt: number): RunRequestBody {
+	return {
 		space: message.space,
 		pieceId: message.pieceId,
 		integration: message.integration,
@@ -76,7 +81,6 @@ export async function runPiece(env: RuntimeEnv, message: RunMessage, attempt: nu
 		scheduledTime: message.scheduledTime,
 		attempt,
 	};
-	return send(env, payload, runTimeoutMs(env));
 }
 
 /**

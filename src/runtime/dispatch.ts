@@ -4,7 +4,7 @@ import { probeVerdict, unreachable, type ProbeResult } from "../policy/outcome";
 import type { RunMessage } from "../schema";
 import { probeBody } from "./protocol";
 import { PROTOCOL_V2, type DispatchBody, type DispatchedRun } from "./protocol-v2";
-import { runTimeoutMs, signedPost, type RuntimeEnv } from "./client";
+import { runBody, runTimeoutMs, signedPost, type RuntimeEnv } from "./client";
 import { issueTicket } from "./ticket";
 
 /** The bindings a protocol 2 dispatch needs besides the runtime's. */
@@ -62,16 +62,7 @@ export async function dispatchRuns(env: DispatchEnv, items: readonly DispatchIte
 	const timeoutMs = runTimeoutMs(env);
 	const now = Date.now();
 	const runs: DispatchedRun[] = await Promise.all(
-		items.map(async ({ message, attempt }) => ({
-			space: message.space,
-			pieceId: message.pieceId,
-			integration: message.integration,
-			event: {},
-			runId: message.runId,
-			scheduledTime: message.scheduledTime,
-			attempt,
-			ticket: await issueTicket(identity, message, attempt, now, timeoutMs),
-		})),
+		items.map(async ({ message, attempt }) => ({ ...runBody(message, attempt), ticket: await issueTicket(identity, message, attempt, now, timeoutMs) })),
 	);
 	return send(env, { runs, reportTo: report.url, timeoutMs }, runs.map((run) => run.runId));
 }
@@ -88,7 +79,7 @@ export async function probeV2(env: DispatchEnv): Promise<ProbeResult> {
 	} catch {
 		return { alive: false, reason: "the service identity is invalid" };
 	}
-	const probe = { ...probeBody(did, Date.now()), ticket: "" } as DispatchedRun;
+	const probe: DispatchedRun = { ...probeBody(did, Date.now()), ticket: "" };
 	const report = reportTarget(env);
 	const { verdict } = await send(env, { runs: [probe], reportTo: "url" in report ? report.url : "", timeoutMs: runTimeoutMs(env) }, [probe.runId]);
 	if (verdict.kind === "unavailable") return { alive: false, reason: verdict.outcome.reason };

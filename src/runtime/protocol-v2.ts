@@ -1,3 +1,5 @@
+import type { RunRequestBody } from "./protocol.ts";
+
 /**
  * The runtime protocol, version 2 (docs/runtime-protocol.md, "Version 2"): the scheduler
  * dispatches a batch of runs in one signed request, the runtime acknowledges each at once
@@ -15,20 +17,10 @@ export const MAX_BATCH_RUNS = 100;
 /** Largest v2 request body either side reads: 100 runs with tickets are ≈ 100 KB. */
 export const MAX_V2_BODY_BYTES = 512 * 1024;
 
-/** One run of a dispatch: the v1 run body plus the ticket the runtime hands back in its report. */
-export interface DispatchedRun {
-	space: string;
-	pieceId: string;
-	integration: string;
-	/** What the bgUpdater stream receives: always `{}`. */
-	event: Record<string, never>;
-	runId: string;
-	scheduledTime: number;
-	attempt: number;
+/** One run of a dispatch: the v1 run body (`probe` on a liveness probe: accept it, run nothing, report nothing) plus its ticket. */
+export interface DispatchedRun extends RunRequestBody {
 	/** Opaque to the runtime: returned unchanged in the run's report. */
 	ticket: string;
-	/** Only on a liveness probe: accept it, run nothing, report nothing. */
-	probe?: true;
 }
 
 /** The JSON body of a dispatch (`POST <v2 runs endpoint>`). */

@@ -1,7 +1,6 @@
-import { createMessageBatch, reset } from "cloudflare:test";
+import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { handleQueue } from "../../src/consumer";
 import { identityFromPassphrase } from "../../src/identity/ed25519";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
@@ -13,7 +12,7 @@ import { signedHeaders } from "../../src/runtime/sign";
 import { REPORT_GRACE_MS, issueTicket } from "../../src/runtime/ticket";
 import type { RunMessage } from "../../src/schema";
 import { T0, call, seedPiece } from "../helpers";
-import { fanOutTick, recordingQueue } from "../recording-queue";
+import { entries, tick as runTick, untilAborted } from "./rig";
 import { awaitReports, deliverAll, takeReports } from "../reports";
 
 /*
@@ -49,22 +48,9 @@ function fakeRuntime(handle: (body: { runs: { runId: string; probe?: true }[] },
 	return runtime as unknown as Fetcher & { dispatches: number };
 }
 
-function untilAborted(init: RequestInit): Promise<never> {
-	return new Promise((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason), { once: true }));
-}
-
-async function tick(time: number, runtime?: Fetcher): Promise<RunMessage[]> {
-	const queue = recordingQueue();
-	await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, time);
-	if (queue.sent.length) {
-		const batch = createMessageBatch("bg-piece-runs", queue.sent.map((body, i) => ({ id: `${time}-${i}`, timestamp: time, attempts: 1, body })));
-		await handleQueue(batch, { ...V2, ...(runtime ? { RUNTIME: runtime } : {}) });
-	}
-	return queue.sent;
-}
-
-async function entries(pieces: PieceEntry[]): Promise<PieceEntry[]> {
-	return Promise.all(pieces.map(async (piece) => (await getEntry(env, piece))!));
+/** One tick against `runtime` (the reference runtime if none), over protocol 2. */
+function tick(time: number, runtime?: Fetcher): Promise<RunMessage[]> {
+	return runTick(time, { ...V2, ...(runtime ? { RUNTIME: runtime } : {}) });
 }
 
 /** Four ticks against `runtime`, then checks nothing was counted and the status says why; then recovery. */

@@ -1,14 +1,14 @@
-import { createMessageBatch, reset } from "cloudflare:test";
+import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { handleMessage, handleQueue } from "../../src/consumer";
+import { handleMessage } from "../../src/consumer";
 import { oneOffMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { getEntry, getRuntimeHealth } from "../../src/registry/store";
 import type { RunMessage } from "../../src/schema";
 import { T0, call, seedPiece } from "../helpers";
-import { fanOutTick, recordingQueue } from "../recording-queue";
+import { entries, tick as runTick, untilAborted } from "./rig";
 
 /*
  * The runtime boundary: runtimes that hang, lie or die never disable or fake a piece, and a
@@ -41,11 +41,6 @@ function fakeRuntime(handle: Handler): Fetcher & { requests: number; probes: num
 	return runtime as unknown as Fetcher & { requests: number; probes: number };
 }
 
-/** Never settles until the caller gives up (its abort signal), as a silent connection does. */
-function untilAborted(init: RequestInit): Promise<never> {
-	return new Promise((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason), { once: true }));
-}
-
 const MARKED = { "bg-protocol": "1", "content-type": "application/json" };
 
 /** A body stream that sends `first`, then one byte every `everyMs`, never ending, until cancelled. */
@@ -65,20 +60,11 @@ function stalled(first: string, everyMs = 0): ReadableStream<Uint8Array> {
 	});
 }
 
-/** One tick: the real fan-out (messages recorded), then the consumer on them as one batch. */
-async function tick(time: number, runtime: Fetcher | undefined): Promise<RunMessage[]> {
-	const queue = recordingQueue();
-	await fanOutTick({ REGISTRY: env.REGISTRY, RUNS: queue as unknown as Queue }, time);
-	if (queue.sent.length) {
-		const batch = createMessageBatch("bg-piece-runs", queue.sent.map((body, i) => ({ id: `${time}-${i}`, timestamp: time, attempts: 1, body })));
-		await handleQueue(batch, { ...env, ...(runtime ? { RUNTIME: runtime } : {}) });
-	}
-	return queue.sent;
+/** One tick against `runtime` (the reference runtime if none). */
+function tick(time: number, runtime?: Fetcher): Promise<RunMessage[]> {
+	return runTick(time, { ...env, ...(runtime ? { RUNTIME: runtime } : {}) });
 }
 
-async function entries(pieces: PieceEntry[]): Promise<PieceEntry[]> {
-	return Promise.all(pieces.map(async (piece) => (await getEntry(env, piece))!));
-}
 
 async function healthProblems(): Promise<string[]> {
 	return (await (await call("/api/health")).json<{ problems: string[] }>()).problems;
