@@ -1,5 +1,5 @@
 import { PROTOCOL_VERSION, REPLAYED_ERROR } from "../src/runtime/protocol";
-import type { Exchange, Kit } from "./kit";
+import type { Exchange, Kit, Reply } from "./kit";
 
 /** A check's result: passed (with what was seen) or failed (with why). */
 export type Verdict = { pass: true; note: string } | { pass: false; why: string };
@@ -42,11 +42,19 @@ export function accepted(exchange: Exchange): Verdict {
  * only refusal the scheduler takes as "refused us" rather than against the piece.
  */
 export function refused(exchange: Exchange): Verdict {
-	if (!exchange.answered) return fail(exchange.why);
-	if (exchange.status !== 401) return fail(`answered ${describe(exchange)}; a request that fails verification must be refused with 401`);
-	if (exchange.version === null) return fail("401 without the bg-protocol header");
-	if (exchange.version !== PROTOCOL_VERSION) return fail(`401 with bg-protocol: ${exchange.version}, not ${PROTOCOL_VERSION}`);
-	const error = errorOf(exchange.body);
+	return refusedAs(exchange, PROTOCOL_VERSION, exchange.answered ? describe(exchange) : "");
+}
+
+/**
+ * A refusal in the words of protocol `version`: 401, `bg-protocol: <version>`, JSON `{error}`.
+ * `described` is the answer in a few words, for a failure that is not a 401 at all.
+ */
+export function refusedAs(reply: Reply | Exchange, version: string, described: string): Verdict {
+	if (!reply.answered) return fail(reply.why);
+	if (reply.status !== 401) return fail(`answered ${described}; a request that fails verification must be refused with 401`);
+	if (reply.version === null) return fail("401 without the bg-protocol header");
+	if (reply.version !== version) return fail(`401 with bg-protocol: ${reply.version}, not ${version}`);
+	const error = errorOf(reply.body);
 	if (error === null) return fail('401 whose body is not a JSON object with a non-empty string "error"');
 	return pass(`401 ${error}`);
 }

@@ -4,11 +4,17 @@ import { classifyResponse, type Outcome } from "../src/policy/outcome";
 import { HEADERS, utf8, type RunRequestBody } from "../src/runtime/protocol";
 import { signedHeaders } from "../src/runtime/sign";
 import { readUpTo } from "../src/util/stream";
+import type { ReportInbox } from "./reports";
 
 /** How much of an answer is read: the scheduler reads no more either. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-/** The runtime's answer to one request, or why there was none. */
+/** The runtime's answer to one request as it came, or why there was none. */
+export type Reply =
+	| { answered: true; status: number; version: string | null; body: string; retryAfter: string | null }
+	| { answered: false; why: string };
+
+/** The runtime's answer to one protocol 1 request, classified, or why there was none. */
 export type Exchange =
 	| { answered: true; status: number; version: string | null; body: string; outcome: Outcome }
 	| { answered: false; why: string };
@@ -22,6 +28,10 @@ export interface Kit {
 	piece: string;
 	integration: string;
 	timeoutMs: number;
+	/** Protocol 2: the kit's report endpoint, where runtimes are told to report (null in protocol 1). */
+	reports: ReportInbox | null;
+	/** Protocol 2: how long the `report` check waits for a run's report. */
+	reportTimeoutMs: number;
 }
 
 /** A run request body for the kit's piece with a fresh runId, in the scheduler's key order. */
@@ -39,7 +49,7 @@ function freshRunId(): string {
 }
 
 /** The body's bytes, as the scheduler sends them (JSON, UTF-8, no trailing newline). */
-export function bytesOf(body: RunRequestBody): Uint8Array {
+export function bytesOf(body: object): Uint8Array {
 	return utf8(JSON.stringify(body));
 }
 
@@ -56,17 +66,28 @@ export async function sendSigned(kit: Kit, body: RunRequestBody): Promise<Exchan
 
 /**
  * POSTs bytes with headers to the run endpoint and classifies the answer as the scheduler
- * would. Never throws: no answer within the timeout, or none at all, is an Exchange too.
- * Redirects are not followed, as the scheduler follows none.
+ * would (protocol 1). Never throws: no answer within the timeout, or none at all, is an
+ * Exchange too.
  */
 export async function send(kit: Kit, bytes: Uint8Array, headers: Record<string, string>): Promise<Exchange> {
+	const reply = await post(kit, bytes, headers);
+	if (!reply.answered) return reply;
+	const { status, version, body } = reply;
+	return { answered: true, status, version, body, outcome: classifyResponse(status, body, version) };
+}
+
+/**
+ * POSTs bytes with headers to the endpoint and reads the answer (its first 64 KB), as the
+ * scheduler does, without classifying it. Never throws. Redirects are not followed, as the
+ * scheduler follows none.
+ */
+export async function post(kit: Kit, bytes: Uint8Array, headers: Record<string, string>): Promise<Reply> {
 	try {
 		// The signal also bounds reading the body: a runtime that sends headers and then stalls is caught.
 		const response = await fetch(kit.url, { method: "POST", headers, body: bytes, redirect: "manual", signal: AbortSignal.timeout(kit.timeoutMs) });
 		const { bytes: answer } = await readUpTo(response.body, MAX_ANSWER_BYTES);
 		const body = new TextDecoder().decode(answer);
-		const version = response.headers.get(HEADERS.version);
-		return { answered: true, status: response.status, version, body, outcome: classifyResponse(response.status, body, version) };
+		return { answered: true, status: response.status, version: response.headers.get(HEADERS.version), body, retryAfter: response.headers.get("retry-after") };
 	} catch (error) {
 		const failure = error as Error & { cause?: { code?: string; message?: string } };
 		if (failure.name === "TimeoutError") return { answered: false, why: `no answer within ${kit.timeoutMs} ms` };

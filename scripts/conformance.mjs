@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run conformance -- --url <run endpoint>`: bundles the runtime conformance kit
+// `npm run conformance -- --url <runtime endpoint>`: bundles the runtime conformance kit
 // (conformance/) with esbuild, then runs it.
 import { buildSync } from "esbuild";
 import { dirname, join } from "node:path";
