@@ -18,18 +18,20 @@ const RUNTIME_DID = (await identityFromPassphrase(RUNTIME_PASS)).did;
  * A TEST RELAY for protocol 2 reports: the reference runtime's outbound fetches (its reports
  * to REPORT_URL) land here, and the tests hand them to the Worker under test (test/reports.ts),
  * since an auxiliary Worker cannot reach the Worker under test directly. The requests are the
- * runtime's own, signatures and all.
+ * runtime's own, signatures and all. Test files run at once and share the relay, so each
+ * reports to a mailbox of its own (REPORT_URL's \`box\` query, which no signature covers).
  */
 const REPORT_RELAY = `
-let outbox = [];
+const outboxes = new Map();
 export default {
 	async fetch(request) {
 		const url = new URL(request.url);
+		const box = url.searchParams.get("box") ?? "";
 		if (request.method === "GET" && url.pathname === "/__outbox") {
-			const taken = outbox; outbox = [];
+			const taken = outboxes.get(box) ?? []; outboxes.delete(box);
 			return Response.json(taken);
 		}
-		outbox.push({ url: request.url, headers: Object.fromEntries(request.headers), body: await request.text() });
+		outboxes.set(box, [...(outboxes.get(box) ?? []), { url: request.url, headers: Object.fromEntries(request.headers), body: await request.text() }]);
 		return Response.json({ results: [] }, { headers: { "bg-protocol": "2" } });
 	},
 };`;

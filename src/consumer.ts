@@ -1,4 +1,4 @@
-import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, pauseUntil } from "./delivery";
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, pauseUntil, type ConsumerEnv } from "./delivery";
 import { handleDispatchBatch } from "./dispatch";
 import { logError, logEvent } from "./log";
 import { resolveAnswer } from "./policy/outcome";
@@ -6,14 +6,11 @@ import { heartbeatMs } from "./policy/record";
 import { recordAnswer, logRun, newInvocation, type Invocation } from "./recorder";
 import { KV_WRITE_INTERVAL_MS } from "./registry/store";
 import { PROBE_TIMEOUT_MS, probeRuntime, runPiece, runTimeoutMs } from "./runtime/client";
-import { runtimeProtocol, type DispatchEnv } from "./runtime/dispatch";
+import { runtimeProtocol } from "./runtime/dispatch";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
 
-/** The bindings the consumer needs. */
-export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS"> &
-	Partial<Pick<Env, "HEARTBEAT_MINUTES">> &
-	DispatchEnv;
+export { groupByPiece, type ConsumerEnv };
 
 /*
  * Per invocation (protocol 1), a batch of 100 (wrangler.toml) costs at most 100 × 3 = 300 KV
@@ -86,17 +83,6 @@ async function handleDelivery(message: Message<unknown>, env: ConsumerEnv, invoc
 	}
 }
 
-/** Messages grouped by the piece they name (malformed ones alone), each group oldest first. */
-export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]): M[][] {
-	const groups = new Map<string, M[]>();
-	messages.forEach((message, index) => {
-		const body = message.body as Partial<RunMessage> | null;
-		const key = body && typeof body === "object" && typeof body.space === "string" && typeof body.pieceId === "string" ? `${body.space}/${body.pieceId}` : `#${index}`;
-		groups.set(key, [...(groups.get(key) ?? []), message]);
-	});
-	const time = (m: M) => Number((m.body as Partial<RunMessage>).scheduledTime) || 0;
-	return [...groups.values()].map((group) => group.sort((a, b) => time(a) - time(b)));
-}
 
 /**
  * Handles one message body (protocol 1): the straight line of I/O around the decisions of
@@ -113,7 +99,7 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 	if (outcome.kind === "accepted") return "ran";
 	// Silence is the piece's, and a replay refusal a duplicate, only if the runtime answers a
 	// liveness probe (src/policy/outcome.ts); no other answer sends one.
-	const answer = await resolveAnswer(outcome, invocation.probe);
+	const answer = await resolveAnswer(outcome, () => invocation.probe(started));
 	const recorded = await recordAnswer(env, invocation, message, answer, { attempts, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS });
 	if (recorded.kind === "dropped") return "dropped";
 	logRun(recorded.event, message, recorded.entry?.failures ?? 0, durationMs, recorded.error);

@@ -1,6 +1,7 @@
 import { logError, logEvent } from "./log";
 import { admit } from "./policy/decide";
 import { getEntry } from "./registry/store";
+import type { DispatchEnv } from "./runtime/dispatch";
 import { firstIssue, runMessageSchema, type RunMessage } from "./schema";
 import { realClock } from "./util/pace";
 
@@ -11,6 +12,11 @@ import { realClock } from "./util/pace";
 
 /** The bindings admission needs. */
 export type DeliveryEnv = Pick<Env, "REGISTRY">;
+
+/** The bindings the consumer needs. */
+export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TIMEOUT_MS" | "IDENTITY" | "OPERATOR_PASS"> &
+	Partial<Pick<Env, "HEARTBEAT_MINUTES">> &
+	DispatchEnv;
 
 /**
  * Runs at once per invocation. Each run holds one connection at a time (KV read, runtime
@@ -54,4 +60,16 @@ export async function admitted(body: unknown, attempts: number, env: DeliveryEnv
 export async function pauseUntil(time: number): Promise<void> {
 	const wait = time - Date.now();
 	if (wait > 0) await realClock.sleep(wait);
+}
+
+/** Messages grouped by the piece they name (malformed ones alone), each group oldest first. */
+export function groupByPiece<M extends { body: unknown }>(messages: readonly M[]): M[][] {
+	const groups = new Map<string, M[]>();
+	messages.forEach((message, index) => {
+		const body = message.body as Partial<RunMessage> | null;
+		const key = body && typeof body === "object" && typeof body.space === "string" && typeof body.pieceId === "string" ? `${body.space}/${body.pieceId}` : `#${index}`;
+		groups.set(key, [...(groups.get(key) ?? []), message]);
+	});
+	const time = (m: M) => Number((m.body as Partial<RunMessage>).scheduledTime) || 0;
+	return [...groups.values()].map((group) => group.sort((a, b) => time(a) - time(b)));
 }

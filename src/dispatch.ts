@@ -1,5 +1,4 @@
-import type { ConsumerEnv } from "./consumer";
-import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted } from "./delivery";
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, type ConsumerEnv } from "./delivery";
 import { logError, logEvent } from "./log";
 import { resolveAnswer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";
@@ -7,6 +6,9 @@ import { logRun, newInvocation, recordAnswer } from "./recorder";
 import { dispatchRuns, probeV2 } from "./runtime/dispatch";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
+
+/** When a later run of a piece already in the dispatch comes back (past KV's write interval). */
+const SAME_PIECE_RETRY_SECONDS = 2;
 
 /** One admitted message of the batch. */
 interface Admitted {
@@ -17,9 +19,10 @@ interface Admitted {
 
 /*
  * Per invocation (protocol 2): a batch of up to 100 messages costs at most 100 KV reads to
- * admit them (steady pieces: none), one subrequest for the dispatch, and for the runs not
- * accepted (rare: busy, failed at once, an outage) at most a read and a write each: ≤ 301 of
- * the 1,000 KV operations and ≤ 302 of the 10,000 subrequests. KV calls run at most 6 at
+ * admit them (steady pieces: none), one subrequest for the dispatch (and one for a probe), and
+ * for the runs not accepted (rare: busy, failed at once, an outage) at most a read and a write
+ * each, plus the runtime's health (a read and a write, once): ≤ 302 of the 1,000 KV
+ * operations and ≤ 304 of the 10,000 subrequests. KV calls run at most 6 at
  * once (6 connections per invocation), and the dispatch holds one connection for its
  * acknowledgement only, so no run's length ever holds the invocation.
  */
@@ -34,16 +37,23 @@ interface Admitted {
 export async function handleDispatchBatch(batch: MessageBatch<unknown>, env: ConsumerEnv): Promise<void> {
 	const invocation = newInvocation(() => probeV2(env));
 	const items: Admitted[] = [];
-	const runIds = new Set<string>();
-	await forEachLimit(batch.messages, MAX_CONCURRENT_RUNS, async (delivery) => {
-		try {
-			// The same run twice in one batch (a duplicate delivery, a tick fired twice): once.
-			const runId = (delivery.body as Partial<RunMessage> | null)?.runId;
-			if (typeof runId === "string" && runIds.has(runId)) {
-				logEvent("run-dropped", { reason: "already in this batch (duplicate delivery)", runId });
-				return delivery.ack();
+	// One run per piece per dispatch (its oldest): two runs of one piece would run at once and
+	// be recorded at once on one KV key. The others come back when this one has been handled:
+	// the same run again (a duplicate delivery, a tick fired twice) is dropped, any other is
+	// retried shortly, and then meets this run's record, or its busy.
+	const groups = groupByPiece(batch.messages);
+	for (const group of groups) {
+		for (const later of group.slice(1)) {
+			if ((later.body as Partial<RunMessage> | null)?.runId === (group[0]!.body as Partial<RunMessage> | null)?.runId) {
+				logEvent("run-dropped", { reason: "already in this batch (duplicate delivery)", runId: (later.body as Partial<RunMessage>).runId });
+				later.ack();
+			} else {
+				later.retry({ delaySeconds: SAME_PIECE_RETRY_SECONDS });
 			}
-			if (typeof runId === "string") runIds.add(runId);
+		}
+	}
+	await forEachLimit(groups.map((group) => group[0]!), MAX_CONCURRENT_RUNS, async (delivery) => {
+		try {
 			const message = await admitted(delivery.body, delivery.attempts, env);
 			if (!message) return delivery.ack();
 			items.push({ delivery, message, attempt: delivery.attempts });
@@ -63,7 +73,7 @@ export async function handleDispatchBatch(batch: MessageBatch<unknown>, env: Con
 				accepted++;
 				return delivery.ack();
 			}
-			const answer = await resolveAnswer(outcome, invocation.probe);
+			const answer = await resolveAnswer(outcome, () => invocation.probe(started));
 			const recorded = await recordAnswer(env, invocation, message, answer, { attempts: attempt, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS });
 			if (recorded.kind === "recorded") logRun(recorded.event, message, recorded.entry?.failures ?? 0, durationMs, recorded.error);
 			if (recorded.kind === "recorded" && recorded.retry) {

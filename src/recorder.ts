@@ -14,21 +14,20 @@ import type { RunMessage } from "./schema";
  * the runtime's health, and log.
  */
 
-/** What one invocation shares between its runs: one liveness probe a minute, one health update. */
+/** What one invocation shares between its runs: liveness probes, one health update. */
 export interface Invocation {
-	probe(): Promise<ProbeResult>;
+	/** A probe's verdict, sent no earlier than `since` (a run's start): one serves every run begun before it. */
+	probe(since: number): Promise<ProbeResult>;
 	healthNoted: boolean;
 }
-
-/** A liveness probe's verdict is reused for this long within an invocation. */
-const PROBE_REUSE_MS = 60_000;
 
 /** An invocation whose probe (sent only when needed) is `probe`. */
 export function newInvocation(probe: () => Promise<ProbeResult>): Invocation {
 	let last: { at: number; result: Promise<ProbeResult> } | null = null;
 	return {
-		probe() {
-			if (!last || Date.now() - last.at > PROBE_REUSE_MS) last = { at: Date.now(), result: probe() };
+		probe(since) {
+			// A verdict from before a run began says nothing of what happened during it.
+			if (!last || last.at < since) last = { at: Date.now(), result: probe() };
 			return last.result;
 		},
 		healthNoted: false,
@@ -80,7 +79,8 @@ async function noteRuntimeHealth(env: RegistryEnv, invocation: Invocation, event
 		const next = healthAfter(await getRuntimeHealth(env), event, reason, Date.now());
 		if (next) await putRuntimeHealth(env, next);
 	} catch (error) {
-		logError("runtime-health-unrecorded", error);
+		// Many invocations see an outage begin in the same second; KV keeps the first write.
+		if (!isWriteRateLimited(error)) logError("runtime-health-unrecorded", error);
 	}
 }
 

@@ -1,11 +1,12 @@
 import { serviceIdentity } from "./identity/service";
-import { logEvent } from "./log";
+import { logError, logEvent } from "./log";
 import { clip, type Answer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";
-import { newInvocation, recordAnswer, successLine } from "./recorder";
+import type { Identity } from "./identity/ed25519";
+import { newInvocation, recordAnswer, successLine, type Invocation } from "./recorder";
 import type { RegistryEnv } from "./registry/store";
 import { HEADERS } from "./runtime/protocol";
-import { PROTOCOL_V2, type ReportResult, type RunReport } from "./runtime/protocol-v2";
+import { MAX_V2_BODY_BYTES, PROTOCOL_V2, type ReportResult, type RunReport } from "./runtime/protocol-v2";
 import { readTicket } from "./runtime/ticket";
 import { DEFAULT_MAX_SKEW_MS, verifyReport } from "./runtime/verify";
 import { MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS } from "./delivery";
@@ -15,8 +16,9 @@ import { forEachLimit } from "./util/limit";
 export type ReportsEnv = RegistryEnv & Pick<Env, "IDENTITY" | "OPERATOR_PASS"> & Partial<Pick<Env, "RUNTIME_SIGNERS" | "HEARTBEAT_MINUTES">>;
 
 /*
- * Per request: at most 100 reports (MAX_BATCH_RUNS), each costing at most two KV reads and a
- * write (a steady success: none), ≤ 300 of the 1,000 KV operations, 6 at a time.
+ * Per request: at most 100 reports (MAX_BATCH_RUNS), each costing at most a KV read and a
+ * write (a steady success: none), plus the runtime's health (a read and a write, once):
+ * ≤ 202 of the 1,000 KV operations, 6 at a time (6 connections per invocation).
  */
 
 /** Report signatures seen within twice the skew window, per isolate, with their expiry. */
@@ -46,7 +48,7 @@ export function runtimeSigners(env: Partial<Pick<Env, "RUNTIME_SIGNERS">>): stri
 	return (env.RUNTIME_SIGNERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
-const answer = (body: unknown, status: number) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_V2 } });
+const answer = (body: unknown, status: number, headers: Record<string, string> = {}) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_V2, ...headers } });
 
 /**
  * `POST /api/runtime/reports` (protocol 2): a runtime reports the outcomes of runs it
@@ -56,47 +58,70 @@ const answer = (body: unknown, status: number) => Response.json(body, { status, 
  * runtime sends the reports again: the ones already recorded are then dropped as duplicates.
  */
 export async function receiveReports(request: Request, env: ReportsEnv): Promise<Response> {
+	// A body announced past the limit is refused before anything is read or verified.
+	if (Number(request.headers.get("content-length")) > MAX_V2_BODY_BYTES) return answer({ error: "body too large" }, 413);
 	const verified = await verifyReport(request, { allowedSigners: runtimeSigners(env), seenBefore });
 	if (!verified.ok) {
-		logEvent("report-refused", { error: verified.error, signer: request.headers.get(HEADERS.signer) });
+		logEvent("report-refused", { error: verified.error, signer: clip(request.headers.get(HEADERS.signer) ?? "").slice(0, 120) });
 		return answer({ error: verified.error }, 401);
 	}
-	const identity = await serviceIdentity(env);
-	// Reports carry ok or failed only: nothing to probe.
-	const invocation = newInvocation(async () => ({ alive: true }));
-	const heartbeat = heartbeatMs(env.HEARTBEAT_MINUTES);
+	const context: Context = {
+		env,
+		identity: await serviceIdentity(env),
+		// Reports carry ok or failed only: nothing is ever probed here.
+		invocation: newInvocation(() => Promise.reject(new Error("a report is never probed"))),
+		heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES),
+	};
 	const reports = verified.body.reports;
 	const results: ReportResult[] = new Array(reports.length);
 	const successes: string[] = [];
-	await forEachLimit(reports, MAX_CONCURRENT_RUNS, async (report, index) => {
-		const runId = typeof report?.runId === "string" ? clip(report.runId) : "";
-		// Only the protocol's outcomes count: anything else changes nothing.
-		if (report?.outcome !== "ok" && report?.outcome !== "failed") {
-			results[index] = { runId, status: "invalid" };
-			return;
-		}
-		const ticket = await readTicket(identity, report?.ticket, Date.now());
-		if (ticket.status !== "valid" || ticket.message.runId !== runId) {
-			results[index] = { runId, status: ticket.status === "late" ? "late" : "unknown" };
-			return;
-		}
-		const { message } = ticket;
-		const recorded = await recordAnswer(env, invocation, message, answerOf(report), {
-			attempts: ticket.attempt,
-			started: ticket.dispatchedAt,
-			durationMs: Number.isFinite(report.durationMs) && report.durationMs >= 0 ? Math.round(report.durationMs) : 0,
-			heartbeat,
-			unavailableAttempts: UNAVAILABLE_ATTEMPTS,
+	try {
+		await forEachLimit(reports, MAX_CONCURRENT_RUNS, async (report, index) => {
+			const { result, success } = await recordReport(report, context);
+			results[index] = result;
+			if (success) successes.push(success);
 		});
-		results[index] = { runId, status: recorded.kind === "recorded" ? "recorded" : "dropped" };
-		if (recorded.kind === "recorded" && recorded.event === "success") successes.push(successLine(message));
-		else if (recorded.kind === "recorded") logEvent("run", { outcome: recorded.event, piece: `${message.space}/${message.pieceId}`, runId, kind: message.kind, durationMs: report.durationMs, failures: recorded.entry?.failures ?? 0, error: recorded.error });
-	});
+	} catch (error) {
+		// A fault of ours (KV down, or a write KV refused for rate): the runtime sends the reports
+		// again, signed afresh; the ones already recorded are then dropped as duplicates.
+		logError("reports-unrecorded", error, { reports: reports.length });
+		return answer({ error: "the scheduler could not record the reports; send them again" }, 503, { "retry-after": "1" });
+	}
 	// The replaced service's success lines, which users watch for: one log event for the whole
 	// request (one line per piece), so a steady run costs a fraction of a log event.
 	if (successes.length) console.log(successes.join("\n"));
 	logEvent("reports", { signer: verified.signer, reports: reports.length, ...countBy(results) });
 	return answer({ results }, 200);
+}
+
+/** What one report request shares. */
+interface Context {
+	env: ReportsEnv;
+	identity: Identity;
+	invocation: Invocation;
+	heartbeat: number;
+}
+
+/** Records one report if its ticket is ours and current; the success line to log, if it succeeded. */
+async function recordReport(report: RunReport, { env, identity, invocation, heartbeat }: Context): Promise<{ result: ReportResult; success?: string }> {
+	const runId = typeof report?.runId === "string" ? clip(report.runId) : "";
+	// Only the protocol's outcomes count: anything else changes nothing.
+	if (report?.outcome !== "ok" && report?.outcome !== "failed") return { result: { runId, status: "invalid" } };
+	const ticket = await readTicket(identity, report.ticket, Date.now());
+	if (ticket.status !== "valid" || ticket.message.runId !== runId) return { result: { runId, status: ticket.status === "late" ? "late" : "unknown" } };
+	const { message } = ticket;
+	const durationMs = Number.isFinite(report.durationMs) && report.durationMs >= 0 ? Math.round(report.durationMs) : 0;
+	const recorded = await recordAnswer(env, invocation, message, answerOf(report), {
+		attempts: ticket.attempt,
+		started: ticket.dispatchedAt,
+		durationMs,
+		heartbeat,
+		unavailableAttempts: UNAVAILABLE_ATTEMPTS,
+	});
+	if (recorded.kind === "dropped") return { result: { runId, status: "dropped" } };
+	if (recorded.event === "success") return { result: { runId, status: "recorded" }, success: successLine(message) };
+	logEvent("run", { outcome: recorded.event, piece: `${message.space}/${message.pieceId}`, runId, kind: message.kind, durationMs, failures: recorded.entry?.failures ?? 0, error: recorded.error });
+	return { result: { runId, status: "recorded" } };
 }
 
 /** A report's outcome as an answer: ok, or the piece's failure with its error. */

@@ -10,9 +10,15 @@ export interface CapturedReport {
 
 const relay = () => (env as unknown as { REPORT_RELAY: Fetcher }).REPORT_RELAY;
 
-/** Takes the report requests the reference runtime has sent since the last call. */
+/** This test file's mailbox at the relay: test files run at once, and must not take each other's reports. */
+const BOX = crypto.randomUUID();
+
+/** The Worker's env for protocol 2 tests: its dispatches name this file's mailbox as REPORT_URL. */
+export const V2_ENV = { ...env, RUNTIME_PROTOCOL: "2", REPORT_URL: `https://scheduler.test/api/runtime/reports?box=${BOX}` };
+
+/** Takes the report requests the reference runtime has sent to this file's mailbox since the last call. */
 export async function takeReports(): Promise<CapturedReport[]> {
-	return (await relay().fetch("https://relay.internal/__outbox")).json<CapturedReport[]>();
+	return (await relay().fetch(`https://relay.internal/__outbox?box=${BOX}`)).json<CapturedReport[]>();
 }
 
 /** Waits until the reference runtime has sent reports for at least `runs` runs, and takes them. */

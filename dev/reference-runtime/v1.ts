@@ -28,7 +28,8 @@ export async function runV1(request: Request, env: ExampleEnv & { ALLOWED_SIGNER
 		request.signal.addEventListener("abort", () => resolve(), { once: true });
 	});
 	const outcome = precheck(integration, piece, env) ?? (await runExample(integration, piece, runId, env, stop));
-	if (!outcome) return answer({ error: "the scheduler stopped waiting" }, 499);
+	// Nobody reads this (the scheduler has given up); if anyone did, it is the runtime's, not the piece's.
+	if (!outcome) return answer({ error: "the scheduler stopped waiting" }, 503);
 	switch (outcome.kind) {
 		case "ok":
 			return answer({ ok: true, ...outcome.detail });

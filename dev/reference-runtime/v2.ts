@@ -100,7 +100,9 @@ async function deliver(reportTo: string, reports: RunReport[], env: V2Env): Prom
 			const headers = await signedHeaders(key, "POST", url, body, Date.now(), PROTOCOL_V2, "bg-report-v2");
 			const response = await fetch(url, { method: "POST", headers, body });
 			await response.arrayBuffer();
-			if (response.ok || (response.status >= 400 && response.status < 500)) {
+			// A refusal (4xx) is final; 429 and 5xx mean "not now": send again, signed afresh.
+			const final = response.ok || (response.status >= 400 && response.status < 500 && response.status !== 429);
+			if (final) {
 				if (!response.ok) console.log(JSON.stringify({ event: "reference-report-refused", status: response.status, reports: reports.length }));
 				return;
 			}

@@ -1,4 +1,4 @@
-import { DEFAULT_OPERATOR_PASS } from "../identity/ed25519";
+import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
 import { PERIOD_MS } from "../policy/schedule";
@@ -28,10 +28,13 @@ export async function health(_request: Request, env: Env) {
 		problems.push("PIECE_RUNTIME_URL uses plain http to a remote host: use https");
 	}
 	const protocol = runtimeProtocol(env);
+	if (env.RUNTIME_PROTOCOL && !["1", "2"].includes(env.RUNTIME_PROTOCOL.trim())) problems.push(`RUNTIME_PROTOCOL is "${env.RUNTIME_PROTOCOL}": it must be 1 or 2 (taken as 1)`);
 	if (protocol === "2") {
 		const report = reportTarget(env);
 		if ("problem" in report) problems.push(report.problem);
-		if (!runtimeSigners(env).length) problems.push("RUNTIME_SIGNERS is empty: no runtime may report outcomes (protocol 2), so no run is ever recorded as done");
+		const signers = runtimeSigners(env);
+		if (!signers.length) problems.push("RUNTIME_SIGNERS is empty: no runtime may report outcomes (protocol 2), so no run is ever recorded as done");
+		for (const signer of signers) if (!publicKeyFromDid(signer)) problems.push(`RUNTIME_SIGNERS has "${signer.slice(0, 80)}", which is not an Ed25519 did:key`);
 	}
 	if (!env.IDENTITY && (!env.OPERATOR_PASS || env.OPERATOR_PASS === DEFAULT_OPERATOR_PASS)) {
 		problems.push(`signing with the default passphrase "${DEFAULT_OPERATOR_PASS}", which anyone can reproduce: set IDENTITY or OPERATOR_PASS`);

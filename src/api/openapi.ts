@@ -102,7 +102,8 @@ export const openApiDocument = {
 				responses: {
 					"200": json(ref("ReportAnswer"), "what became of each report"),
 					"401": json(ref("ProtocolError"), "unsigned, tampered, stale, future, replayed, or not signed by an allowed runtime"),
-					"500": error("a fault of ours (KV unavailable): send the reports again"),
+					"413": json(ref("ProtocolError"), "a body announced past 512 KB"),
+					"503": json(ref("ProtocolError"), "a fault of ours (KV unavailable): send the reports again, after Retry-After"),
 				},
 			},
 		},
@@ -220,7 +221,7 @@ export const openApiDocument = {
 			RunRecord: {
 				type: "object",
 				required: ["at", "outcome", "durationMs"],
-				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable", "skipped"] }, durationMs: count, error: { type: "string" } },
+				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable", "skipped"] }, durationMs: count, error: { type: "string" }, skippedFor: { type: "string", description: "a skipped run: the run that was still going" } },
 			},
 			PiecePage: {
 				type: "object",

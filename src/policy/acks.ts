@@ -26,6 +26,8 @@ export function classifyDispatch(status: number, body: string, version: string |
 		const outcome = notARuntime(status, version === null ? "without the bg-protocol header" : `with bg-protocol: ${clip(version)}`);
 		return { kind: "unavailable", outcome, retryAfterSeconds: null };
 	}
+	// The whole dispatch refused as a replay: every run of it is, and is probed as such.
+	if (status === 401 && error === REPLAYED_ERROR) return { kind: "acked", outcomes: new Map(runIds.map((runId) => [runId, { kind: "replayed" }])) };
 	if (status === 401 || status === 407) return down(`runtime refused the scheduler: HTTP ${status}${error ? `: ${error}` : ""}`);
 	if (status >= 300) return down(`runtime refused the dispatch: HTTP ${status}${error ? `: ${error}` : ""}`);
 	const acks = Array.isArray(fields?.runs) ? (fields.runs as unknown[]) : null;

@@ -68,14 +68,16 @@ export function record(message: RunMessage, answer: Answer, run: Finished, curre
 	// The runtime has this run already (it proved its replay store honest): our copy changes nothing.
 	if (answer.kind === "duplicate") return { status: "drop", reason: "the runtime already has this run (duplicate delivery)" };
 	if (current === undefined) return { status: "read" };
-	const lateReason = dropReason(current, message) ?? (answer.kind === "failed" && current && current.updatedAt > run.started ? "re-registered" : null);
+	const lateReason = dropReason(current, message) ?? (current ? laterChange(current, answer, run.started) : null);
 	if (!current || lateReason) return { status: "drop", reason: `${lateReason} during the run` };
 
 	if (answer.kind === "busy") {
 		// Skip policy: the previous run is still going; this one is not started, counts nothing,
-		// and shows in the history. The piece stays due.
-		const error = `skipped: run ${answer.runningRunId} is still going (since ${new Date(answer.since).toISOString()})`;
-		return done("skipped", error, withRun(current, "skipped", run.now, 0, error), false);
+		// and shows in the history, once per run still going (a run of ten minutes is not ten
+		// writes). The piece stays due.
+		const error = `skipped: run ${answer.runningRunId} is still going (since ${timeText(answer.since, run.now)})`;
+		const noted = current.history?.at(-1)?.skippedFor === answer.runningRunId;
+		return done("skipped", error, noted ? null : withRun(current, "skipped", run.now, 0, error, answer.runningRunId), false);
 	}
 	const outcome: RunOutcome = answer;
 	if (message.kind === "tick" && outcome.kind === "ok" && alreadyRecorded(current, run.now, run.heartbeat)) return done("success", "", null, false);
@@ -85,6 +87,24 @@ export function record(message: RunMessage, answer: Answer, run: Finished, curre
 	const write = JSON.stringify(current) !== JSON.stringify(entry) ? withRun(entry, event, run.now, run.durationMs, error) : null;
 	const retry = outcome.kind === "unavailable" && run.attempts < run.unavailableAttempts;
 	return done(event, error || entry.lastError, write, retry);
+}
+
+/**
+ * Why an outcome is too late to record, though the message was due: a run of the piece that
+ * began later has been recorded already (a resent or reordered report, or an overlapping run
+ * that finished first: the newer result stands), or, for a failure, the piece was
+ * re-registered or changed by an admin after this run began (a failure with, say, the token an
+ * OAuth reconnect replaced says nothing about the piece as it is now).
+ */
+function laterChange(current: PieceEntry, answer: Answer, started: number): string | null {
+	if (Math.max(current.lastRun, current.lastFailureAt ?? 0) > started) return "a later run was recorded";
+	if (answer.kind === "failed" && current.updatedAt > started) return "re-registered";
+	return null;
+}
+
+/** A runtime-given time as ISO text, or "an unknown time" if it cannot be one (0, garbage, far future). */
+function timeText(time: number, now: number): string {
+	return Number.isFinite(time) && time > 0 && time <= now + 5 * 60_000 ? new Date(time).toISOString() : "an unknown time";
 }
 
 function done(event: RunEvent, error: string, write: PieceEntry | null, retry: boolean): Recording {

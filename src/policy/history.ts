@@ -13,8 +13,9 @@ const RECORD_ERROR_LENGTH = 200;
  * only for entries about to be written anyway, so history rides on writes that happen
  * regardless: an outcome that changed something, or a lastRun heartbeat.
  */
-export function withRun(entry: PieceEntry, event: RunEvent, at: number, durationMs: number, error: string): PieceEntry {
+export function withRun(entry: PieceEntry, event: RunEvent, at: number, durationMs: number, error: string, skippedFor?: string): PieceEntry {
 	const record: RunRecord = { at, outcome: event, durationMs };
 	if (event !== "success" && error) record.error = clipText(error, RECORD_ERROR_LENGTH);
+	if (skippedFor) record.skippedFor = clipText(skippedFor, RECORD_ERROR_LENGTH);
 	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
 }

@@ -127,6 +127,11 @@ export function probeVerdict(answer: Outcome): ProbeResult {
 	return { alive: false, reason: PROBE_REPLAYED };
 }
 
+/** The outcome of a run this scheduler could not send: a setting is missing or invalid. */
+export function misconfigured(problem: string): Unavailable {
+	return { kind: "unavailable", reason: `not sent: ${clip(problem)}` };
+}
+
 /** The outcome of a run that never reached the runtime (connection refused, DNS, …). */
 export function unreachable(reason: string): Unavailable {
 	return { kind: "unavailable", reason: `runtime unreachable: ${clip(reason)}` };

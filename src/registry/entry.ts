@@ -51,6 +51,8 @@ export interface RunRecord {
 	durationMs: number;
 	/** The piece's error, why the runtime was unavailable, or why the run was skipped; clipped to 200 characters. */
 	error?: string;
+	/** For a skipped run: the run that was still going (a skip is recorded once per such run). */
+	skippedFor?: string;
 }
 
 /**

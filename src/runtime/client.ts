@@ -1,6 +1,6 @@
 import { serviceIdentity } from "../identity/service";
 import { describe } from "../log";
-import { classifyResponse, probeVerdict, unreachable, type Outcome, type ProbeResult, type Unavailable } from "../policy/outcome";
+import { classifyResponse, misconfigured, probeVerdict, unreachable, type Outcome, type ProbeResult, type Unavailable } from "../policy/outcome";
 import type { RunMessage } from "../schema";
 import { HEADERS, PROTOCOL_VERSION, probeBody, utf8, type RunRequestBody, type SignedKind } from "./protocol";
 import { readUpTo } from "../util/stream";
@@ -86,7 +86,8 @@ export function runBody(message: RunMessage, attempt: number): RunRequestBody {
 /**
  * Sends a liveness probe (src/runtime/protocol.ts, `probeBody`) and says whether a runtime
  * answered it. Costs one subrequest and at most PROBE_TIMEOUT_MS; sent only after a run got
- * no answer in time, at most once per consumer invocation (src/consumer.ts).
+ * no answer in time or a replay refusal, and one serves every such run of an invocation that
+ * began before it (src/recorder.ts).
  */
 export async function probeRuntime(env: RuntimeEnv): Promise<ProbeResult> {
 	let did: string;
@@ -112,6 +113,8 @@ export interface Signing {
 	timeoutMs: number;
 	/** The endpoint's path behind a service binding (a URL is taken as configured). */
 	bindingPath?: string;
+	/** How much of the answer is read: MAX_ANSWER_BYTES unless the protocol allows more. */
+	maxAnswerBytes?: number;
 }
 
 /**
@@ -122,24 +125,24 @@ export interface Signing {
 export async function signedPost(env: RuntimeEnv, payload: unknown, signing: Signing): Promise<{ exchange: Exchange; durationMs: number }> {
 	const started = Date.now();
 	const target = runtimeTarget(env);
-	if (target.kind === "none") return { exchange: { kind: "unreachable", outcome: unreachable(target.problem) }, durationMs: 0 };
+	if (target.kind === "none") return { exchange: { kind: "unreachable", outcome: misconfigured(target.problem) }, durationMs: 0 };
 	let identity;
 	try {
 		identity = await serviceIdentity(env);
 	} catch {
-		return { exchange: { kind: "unreachable", outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key") }, durationMs: 0 };
+		return { exchange: { kind: "unreachable", outcome: misconfigured("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key") }, durationMs: 0 };
 	}
 	const url = target.fetcher && signing.bindingPath ? new URL(signing.bindingPath, target.url) : target.url;
 	const body = utf8(JSON.stringify(payload));
-	const headers = await signedHeaders(identity, "POST", url, body, started, signing.version, signing.kind);
 	const signal = AbortSignal.timeout(signing.timeoutMs);
-	const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
 	try {
+		const headers = await signedHeaders(identity, "POST", url, body, started, signing.version, signing.kind);
+		const init: RequestInit = { method: "POST", headers, body, signal, redirect: "manual" };
 		const response = await (target.fetcher ? target.fetcher.fetch(url, init) : fetch(url, init));
 		// The body is read under the same timeout (a runtime that sends headers and then stalls,
 		// or drips bytes, is as silent as one that never answers), and only its first 64 KB: six
 		// runs at once must fit in 128 MB whatever a wrong URL answers.
-		const { bytes } = await readUpTo(response.body, MAX_ANSWER_BYTES, signal);
+		const { bytes } = await readUpTo(response.body, signing.maxAnswerBytes ?? MAX_ANSWER_BYTES, signal);
 		const exchange: Exchange = {
 			kind: "answer",
 			status: response.status,

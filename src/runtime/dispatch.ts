@@ -1,9 +1,9 @@
 import { serviceIdentity } from "../identity/service";
 import { classifyDispatch, type DispatchVerdict } from "../policy/acks";
-import { probeVerdict, unreachable, type ProbeResult } from "../policy/outcome";
+import { misconfigured, probeVerdict, type ProbeResult } from "../policy/outcome";
 import type { RunMessage } from "../schema";
 import { probeBody } from "./protocol";
-import { PROTOCOL_V2, type DispatchBody, type DispatchedRun } from "./protocol-v2";
+import { MAX_V2_BODY_BYTES, PROTOCOL_V2, type DispatchBody, type DispatchedRun } from "./protocol-v2";
 import { runBody, runTimeoutMs, signedPost, type RuntimeEnv } from "./client";
 import { issueTicket } from "./ticket";
 
@@ -52,12 +52,12 @@ export interface DispatchItem {
  */
 export async function dispatchRuns(env: DispatchEnv, items: readonly DispatchItem[]): Promise<{ verdict: DispatchVerdict; durationMs: number }> {
 	const report = reportTarget(env);
-	if ("problem" in report) return { verdict: { kind: "unavailable", outcome: unreachable(report.problem), retryAfterSeconds: null }, durationMs: 0 };
+	if ("problem" in report) return { verdict: { kind: "unavailable", outcome: misconfigured(report.problem), retryAfterSeconds: null }, durationMs: 0 };
 	let identity;
 	try {
 		identity = await serviceIdentity(env);
 	} catch {
-		return { verdict: { kind: "unavailable", outcome: unreachable("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), retryAfterSeconds: null }, durationMs: 0 };
+		return { verdict: { kind: "unavailable", outcome: misconfigured("the service identity is invalid: IDENTITY is not a PKCS#8 Ed25519 key"), retryAfterSeconds: null }, durationMs: 0 };
 	}
 	const timeoutMs = runTimeoutMs(env);
 	const now = Date.now();
@@ -88,7 +88,9 @@ export async function probeV2(env: DispatchEnv): Promise<ProbeResult> {
 
 async function send(env: DispatchEnv, body: DispatchBody, runIds: string[]): Promise<{ verdict: DispatchVerdict; durationMs: number }> {
 	const timeoutMs = ackTimeoutMs(env);
-	const { exchange, durationMs } = await signedPost(env, body, { version: PROTOCOL_V2, kind: "bg-run-v2", timeoutMs, bindingPath: DISPATCH_BINDING_PATH });
+	// An acknowledgement of 100 runs, each with an error of up to 1,000 characters, is ≈ 110 KB:
+	// read up to the protocol's 512 KB body limit (one dispatch at a time per invocation).
+	const { exchange, durationMs } = await signedPost(env, body, { version: PROTOCOL_V2, kind: "bg-run-v2", timeoutMs, bindingPath: DISPATCH_BINDING_PATH, maxAnswerBytes: MAX_V2_BODY_BYTES });
 	if (exchange.kind === "silent") {
 		const reason = `no acknowledgement within ${timeoutMs} ms: the runtime took none of the ${runIds.length} runs`;
 		return { verdict: { kind: "unavailable", outcome: { kind: "unavailable", reason }, retryAfterSeconds: null }, durationMs };

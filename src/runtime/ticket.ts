@@ -32,7 +32,7 @@ export const REPORT_GRACE_MS = 5 * 60_000;
 const keys = new WeakMap<Identity, Promise<CryptoKey>>();
 
 /**
- * The ticket key: SHA-256 of the identity's signature of a fixed label. Ed25519 signatures
+ * The ticket key: SHA-256 of a label and the identity's signature of another. Ed25519 signatures
  * are deterministic, so every isolate derives the same secret from the same identity without
  * the private key ever leaving Web Crypto, and no extra secret needs configuring.
  */
@@ -41,8 +41,11 @@ function ticketKey(identity: Identity): Promise<CryptoKey> {
 	if (!key) {
 		key = identity
 			.sign(utf8("bg-ticket-key-v2"))
-			.then((signature) => crypto.subtle.digest("SHA-256", signature))
+			// Prefixed before hashing, so the key is never the seed `derive("bg-ticket-key-v2")` makes.
+			.then((signature) => crypto.subtle.digest("SHA-256", concat(utf8("bg-ticket-hmac\n"), signature)))
 			.then((secret) => crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]));
+		// A failed derivation must not stay cached: the next call tries again.
+		key.catch(() => keys.delete(identity));
 		keys.set(identity, key);
 	}
 	return key;
@@ -71,4 +74,11 @@ export async function readTicket(identity: Identity, ticket: unknown, now: numbe
 	} catch {
 		return { status: "unknown" };
 	}
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+	const out = new Uint8Array(a.length + b.length);
+	out.set(a);
+	out.set(b, a.length);
+	return out;
 }

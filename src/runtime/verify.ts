@@ -4,18 +4,20 @@ import { readUpTo } from "../util/stream.ts";
 import { HEADERS, PROTOCOL_VERSION, REPLAYED_ERROR, canonicalString, type RunRequestBody, type SignedKind } from "./protocol.ts";
 import { MAX_BATCH_RUNS, MAX_V2_BODY_BYTES, PROTOCOL_V2, type DispatchBody, type ReportBody } from "./protocol-v2.ts";
 
-/** How a runtime decides whom to trust (docs/runtime-protocol.md, "Verifying"). */
+/** Whom a verifier trusts (docs/runtime-protocol.md, "Verifying"). */
 export interface VerifyOptions {
 	/**
-	 * did:keys allowed to dispatch runs: the scheduler's (its `GET /api/health` shows it). An
-	 * empty list refuses everyone, unless `allowAnySigner` says otherwise.
+	 * did:keys allowed to sign: for a runtime, the scheduler's (its `GET /api/health` shows it);
+	 * for the scheduler's report route, the runtimes' (RUNTIME_SIGNERS). An empty list refuses
+	 * everyone, unless `allowAnySigner` says otherwise.
 	 */
 	allowedSigners: readonly string[];
 	/** Accept any valid signature, whoever signed it: for development only. */
 	allowAnySigner?: boolean;
 	/**
-	 * Called once per verified request with its replay key (`<runId>#<attempt>`, both fixed by
-	 * the signed body); returns true if that key was seen before, which refuses the request.
+	 * Called with each replay key of a verified request (a run's `<runId>#<attempt>`, both fixed
+	 * by the signed body; a report request's `report#<signature>`); returns true if that key was
+	 * seen before, which refuses the request (or, in a dispatch, that run).
 	 * A redelivery is a new attempt, so it passes; a captured request sent again does not.
 	 * Keep keys for at least twice `maxSkewMs`. (Pass `() => false` to opt out, knowingly.)
 	 */
@@ -75,7 +77,14 @@ async function verifySignature(request: Request, options: Omit<VerifyOptions, "s
 		return refuse("malformed signature");
 	}
 	if (signatureBytes.length !== SIGNATURE_BYTES) return refuse("malformed signature");
-	const { bytes, truncated } = await readUpTo(request.body, maxBytes);
+	let read;
+	try {
+		read = await readUpTo(request.body, maxBytes);
+	} catch {
+		// The sender went away mid-body.
+		return refuse("body unreadable");
+	}
+	const { bytes, truncated } = read;
 	if (truncated) return refuse("body too large");
 	const canonical = await canonicalString(request.method, new URL(request.url).pathname, timestamp, bytes, kind);
 	try {
@@ -136,8 +145,9 @@ export async function verifyDispatch(request: Request, options: VerifyOptions): 
 	if (!parsed || !Array.isArray(parsed.runs) || parsed.runs.length > MAX_BATCH_RUNS || !parsed.runs.every(isRun) || typeof parsed.reportTo !== "string") {
 		return refuse("body lacks runs (at most 100, each with space, pieceId, runId, attempt) or reportTo");
 	}
-	const replayed = new Set<string>();
-	for (const run of parsed.runs) if (await options.seenBefore(`${run.runId}#${run.attempt}`)) replayed.add(run.runId);
+	// All at once: a shared replay store answers 100 runs within the scheduler's acknowledgement timeout.
+	const seen = await Promise.all(parsed.runs.map((run) => options.seenBefore(`${run.runId}#${run.attempt}`)));
+	const replayed = new Set(parsed.runs.filter((_, i) => seen[i]).map((run) => run.runId));
 	return { ok: true, signer: signed.signer, body: parsed as DispatchBody, replayed };
 }
 

@@ -11,7 +11,7 @@ import { signedHeaders } from "../../src/runtime/sign";
 import { REPORT_GRACE_MS, issueTicket } from "../../src/runtime/ticket";
 import type { RunMessage } from "../../src/schema";
 import { T0, call, seedPiece } from "../helpers";
-import { awaitReports, deliver, takeReports } from "../reports";
+import { V2_ENV, awaitReports, deliver, takeReports } from "../reports";
 
 /*
  * POST /api/runtime/reports: only an allowed runtime's fresh, untampered, first copy of a
@@ -22,7 +22,7 @@ const URL_ = new URL("https://scheduler.test/api/runtime/reports");
 /** The reference runtime's report key in the tests (vitest.config.ts). */
 const runtime = await identityFromPassphrase("test runtime pass");
 const service = await identityFromPassphrase(env.OPERATOR_PASS!);
-const V2 = { ...env, RUNTIME_PROTOCOL: "2" };
+const V2 = V2_ENV;
 
 beforeEach(async () => {
 	await reset();
@@ -123,5 +123,23 @@ describe("health names what protocol 2 still needs", () => {
 		expect(answer.problems).toEqual(expect.arrayContaining([expect.stringContaining("REPORT_URL is not set"), expect.stringContaining("RUNTIME_SIGNERS is empty")]));
 		const ok = await health(new Request("https://scheduler.test/api/health"), V2);
 		expect(ok.problems.filter((p) => /REPORT_URL|RUNTIME_SIGNERS/.test(p))).toEqual([]);
+	});
+});
+
+describe("a fault of ours while recording reports", () => {
+	it("answers 503 with Retry-After and bg-protocol: 2, so the runtime sends them again; the resend is recorded", async () => {
+		const { receiveReports } = await import("../../src/reports");
+		const piece = await seedPiece();
+		const text = JSON.stringify({ reports: [await reportFor(tickMessage(piece, T0), "failed", "boom")] });
+		const sign = async () => signedHeaders(runtime, "POST", URL_, utf8(text), Date.now(), "2", "bg-report-v2");
+		const broken = new Proxy(env.REGISTRY, { get: (target, name) => (name === "get" ? () => Promise.reject(new Error("injected KV outage")) : Reflect.get(target, name)) });
+		const refused = await receiveReports(new Request(URL_, { method: "POST", headers: await sign(), body: text }), { ...env, REGISTRY: broken });
+		expect(refused.status).toBe(503);
+		expect(refused.headers.get("retry-after")).toBe("1");
+		expect(refused.headers.get("bg-protocol")).toBe("2");
+		await new Promise((resolve) => setTimeout(resolve, 5));
+		const again = await receiveReports(new Request(URL_, { method: "POST", headers: await sign(), body: text }), env);
+		expect(await again.json()).toMatchObject({ results: [{ status: "recorded" }] });
+		expect(await getEntry(env, piece)).toMatchObject({ failures: 1, status: "boom" });
 	});
 });

@@ -13,7 +13,7 @@ import { REPORT_GRACE_MS, issueTicket } from "../../src/runtime/ticket";
 import type { RunMessage } from "../../src/schema";
 import { T0, call, seedPiece } from "../helpers";
 import { entries, tick as runTick, untilAborted } from "./rig";
-import { awaitReports, deliverAll, takeReports } from "../reports";
+import { V2_ENV, awaitReports, deliverAll, takeReports } from "../reports";
 
 /*
  * Protocol 2 faults, on real local bindings: runtimes that hang, lie or die before or after
@@ -23,7 +23,7 @@ import { awaitReports, deliverAll, takeReports } from "../reports";
  * is the reference runtime, whose reports reach the Worker through the test relay.
  */
 
-const V2 = { ...env, RUNTIME_PROTOCOL: "2" };
+const V2 = V2_ENV;
 const MARKED = { "bg-protocol": "2", "content-type": "application/json" };
 const runtimeKey = await identityFromPassphrase("test runtime pass");
 const service = await identityFromPassphrase(env.OPERATOR_PASS!);

@@ -60,4 +60,10 @@ describe("classifyDispatch: a protocol 2 acknowledgement, run by run", () => {
 		expect(retrySeconds("Wed, 21 Oct 2015 07:28:00 GMT")).toBeNull();
 		expect(retrySeconds(null)).toBeNull();
 	});
+
+	it("a whole dispatch refused as a replay is a replay of every run (probed), not an outage", () => {
+		const verdict = classifyDispatch(401, JSON.stringify({ error: "replayed runId" }), V2, null, ["a", "b"]);
+		if (verdict.kind !== "acked") throw new Error(verdict.kind);
+		expect([...verdict.outcomes.values()]).toEqual([{ kind: "replayed" }, { kind: "replayed" }]);
+	});
 });

@@ -96,4 +96,25 @@ describe("record: what a finished run writes", () => {
 		expect(record(tick(entry), { kind: "failed", error: "x" }, finished(), { ...entry, disabledAt: T0 + 5 })).toMatchObject({ status: "drop" });
 		expect(record(tick(entry), { kind: "failed", error: "x" }, finished(), { ...entry, updatedAt: T0 + 500 })).toMatchObject({ status: "drop", reason: "re-registered during the run" });
 	});
+
+	it("a skip is written once per run still going, and a runtime's garbage time is no crash", () => {
+		const entry = steadyEntry();
+		const busy = { kind: "busy", runningRunId: "tick:prev", since: 1e20 } as const;
+		const first = record(tick(entry), busy, finished(), entry);
+		if (first.status !== "done") throw new Error(first.status);
+		expect(first.error).toBe("skipped: run tick:prev is still going (since an unknown time)");
+		expect(first.write?.history?.at(-1)).toMatchObject({ outcome: "skipped", skippedFor: "tick:prev" });
+		// The next tick's skip of the same run writes nothing; one for another run writes again.
+		expect(record(tick(first.write!, T0 + PERIOD_MS), busy, finished(), first.write!)).toMatchObject({ status: "done", event: "skipped", write: null });
+		expect(record(tick(first.write!, T0 + PERIOD_MS), { ...busy, runningRunId: "tick:other" }, finished(), first.write!)).toMatchObject({ status: "done", write: { failures: 0 } });
+	});
+
+	it("an outcome of a run begun before a later run was recorded is dropped (a resent or reordered report)", () => {
+		const message = oneOffMessage("manual", steadyEntry(), T0);
+		const laterFailure = steadyEntry({ lastFailureAt: T0 + 50, lastRunId: "manual:later", failures: 1, status: "boom" });
+		expect(record(message, { kind: "failed", error: "boom" }, finished({ started: T0 + 10 }), laterFailure)).toEqual({ status: "drop", reason: "a later run was recorded during the run" });
+		const laterSuccess = steadyEntry({ lastRun: T0 + 50 });
+		expect(record(message, { kind: "failed", error: "boom" }, finished({ started: T0 + 10 }), laterSuccess)).toMatchObject({ status: "drop" });
+		expect(record(message, { kind: "failed", error: "boom" }, finished({ started: T0 + 60 }), laterSuccess)).toMatchObject({ status: "done", event: "failure" });
+	});
 });

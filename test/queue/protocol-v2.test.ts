@@ -2,13 +2,14 @@ import { createExecutionContext, createMessageBatch, getQueueResult, reset } fro
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handleQueue } from "../../src/consumer";
+import { oneOffMessage, tickMessage } from "../../src/messages";
 import { PERIOD_MS } from "../../src/policy/schedule";
 import type { PieceEntry } from "../../src/registry/entry";
 import { getEntry } from "../../src/registry/store";
 import type { RunMessage } from "../../src/schema";
 import { T0, runCount, seedPiece } from "../helpers";
 import { fanOutTick, recordingQueue } from "../recording-queue";
-import { awaitReports, deliverAll, takeReports } from "../reports";
+import { V2_ENV, awaitReports, deliverAll, takeReports } from "../reports";
 
 /*
  * Protocol 2 end to end inside workerd: the real fan-out and consumer dispatch to the
@@ -16,7 +17,7 @@ import { awaitReports, deliverAll, takeReports } from "../reports";
  * (through the test relay, test/reports.ts) to the Worker's POST /api/runtime/reports.
  */
 
-const V2 = { ...env, RUNTIME_PROTOCOL: "2" };
+const V2 = V2_ENV;
 
 beforeEach(async () => {
 	await reset();
@@ -147,5 +148,33 @@ describe("protocol 2: a dispatch the runtime does not take", () => {
 		await tick(T0, { REPORT_URL: "" });
 		expect((await getEntry(env, piece))!.status).toContain("REPORT_URL is not set");
 		expect(await runCount(piece)).toBe(0);
+	});
+
+	it("an acknowledgement of 100 runs with long errors is read whole (past protocol 1's 64 KB)", async () => {
+		const pieces = await Promise.all(Array.from({ length: 100 }, () => seedPiece()));
+		const error = "e".repeat(900);
+		const runtime = fake(() => new Response("", { status: 500 }));
+		(runtime as unknown as { fetch: unknown }).fetch = async (_: unknown, init: RequestInit) => {
+			const body = JSON.parse(new TextDecoder().decode(init.body as Uint8Array)) as { runs: { runId: string }[] };
+			return Response.json({ runs: body.runs.map((r) => ({ runId: r.runId, status: "failed", error })) }, { headers: { "bg-protocol": "2" } });
+		};
+		await tick(T0, { RUNTIME: runtime });
+		for (const entry of await entries(pieces)) expect(entry).toMatchObject({ failures: 1, status: error });
+	});
+
+	it("two runs of one piece in one batch: one is dispatched, the other comes back later", async () => {
+		const piece = await seedPiece();
+		let dispatched = 0;
+		const runtime = fake(() => new Response("", { status: 500 }));
+		(runtime as unknown as { fetch: unknown }).fetch = async (_: unknown, init: RequestInit) => {
+			const body = JSON.parse(new TextDecoder().decode(init.body as Uint8Array)) as { runs: { runId: string }[] };
+			dispatched += body.runs.length;
+			return Response.json({ runs: body.runs.map((r) => ({ runId: r.runId, status: "accepted" })) }, { headers: { "bg-protocol": "2" } });
+		};
+		const retried: (number | undefined)[] = [];
+		const messages = [tickMessage(piece, T0), oneOffMessage("manual", piece, T0)].map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body, ack() {}, retry: (o?: QueueRetryOptions) => retried.push(o?.delaySeconds) }));
+		await handleQueue({ queue: "bg-piece-runs", messages, ackAll() {}, retryAll() {} } as unknown as MessageBatch, { ...V2, RUNTIME: runtime });
+		expect(dispatched).toBe(1);
+		expect(retried).toEqual([2]);
 	});
 });
