@@ -5,7 +5,8 @@
  * - its tick lists every key and then reads every value (one KV get per piece), and sends
  *   every due piece's message at once, in one burst (no pacing, no delaySeconds);
  * - its consumer, for each message, reads the entry, calls the runtime and writes the entry
- *   back every time.
+ *   back every time, in protocol 1: one request per run (`/v1/run`), held until the run ends,
+ *   6 at a time (6 connections per invocation).
  * It reuses the product's key schema, due rule, outcome policy and runtime client, so the
  * two designs differ only in how they use the platform.
  */

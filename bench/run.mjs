@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// `npm run bench [-- --pieces N] [-- --spread S]`: the scheduler's cost and limits benchmark
-// (issue 4, docs/performance.md). It seeds N steady pieces into real local KV (Miniflare),
-// runs one tick and every run it dispatches through the real local Queue and the product's
-// handlers against an instant runtime, counting every platform operation per invocation;
-// then the same for the naive baseline (bench/naive.ts) on the same pieces. It prints a
-// table, then as its last line one JSON object.
+// `npm run bench [-- --pieces N] [-- --latency MEDIAN:P99]`: the scheduler's cost and limits
+// benchmark (issue 4, docs/performance.md). It seeds N steady pieces into real local KV
+// (Miniflare), runs one tick and every run it dispatches through the real local Queue and the
+// product's handlers against the bench runtime (bench/runtime.ts), in the protocol
+// wrangler.toml ships (2: one dispatch per consumer batch, outcomes reported back to the
+// product's report route), counting every platform operation per invocation; then the same
+// for the naive baseline (bench/naive.ts, protocol 1) on the same pieces. It prints a table,
+// then as its last line one JSON object.
 //
 // Options:
 //   --pieces N   pieces to seed (default 100000)
+//   --latency MEDIAN:P99   runs take log-normal durations with this median and 99th
+//                percentile (ms), e.g. 2000:30000; default: instant runs
 //   --spread S   SPREAD_SECONDS for the current design (default 60, as wrangler.toml);
 //                a smaller value only shortens the wait for the delayed runs
 //   --delays M   auto (default) | on | off: whether the current design's delaySeconds reach
@@ -22,6 +26,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { throughputModel } from "./model.mjs";
 
 /** Miniflare's log on stderr, so stdout keeps the table and the final JSON line. */
 class StderrLog extends Log {
@@ -39,21 +44,43 @@ const SPREAD = args.spread;
 const LOCAL_DELAYED_MESSAGES_MAX = 9_000;
 const DELAYS = args.delays === "auto" ? (PIECES <= LOCAL_DELAYED_MESSAGES_MAX ? "on" : "off") : args.delays;
 const log = args.quiet ? () => {} : (...a) => console.error(`[bench ${clock()}]`, ...a);
+/** workerd's cross-request-context warnings (see handleStructuredLogs below). */
+let crossContextWarnings = 0;
 const started = Date.now();
 
-// DESIGN.md §4 prices, in USD.
-const PRICE = { kvRead: 0.5e-6, kvWriteDeleteList: 5e-6, queueOp: 0.4e-6, request: 0.3e-6, cpuMs: 0.02e-6 };
+// DESIGN.md §4 prices, in USD; Workers Logs: $0.60 per million events past the 20 million a
+// month included, which 1,000,000 pieces a minute (43.2 billion runs a month) dwarf.
+const PRICE = { kvRead: 0.5e-6, kvWriteDeleteList: 5e-6, queueOp: 0.4e-6, request: 0.3e-6, cpuMs: 0.02e-6, logEvent: 0.6e-6 };
 const LIMITS = { kvOps: 1000, subrequests: 10_000, memoryMb: 128, period: 60 };
 
 // ---------------------------------------------------------------------------------------
-// Build: the bench Worker, the instant runtime, and the fan-out for the Node CPU measurement.
+// Build: the bench Worker, the bench runtime, and the fan-out for the Node CPU measurement.
 mkdirSync(out, { recursive: true });
 const common = { bundle: true, format: "esm", logLevel: "error", target: "es2022" };
-const workerConditions = { platform: "browser", conditions: ["workerd", "worker", "browser"] };
+// node:async_hooks is workerd's own (the nodejs_als flag), for counting console calls per invocation.
+const workerConditions = { platform: "browser", conditions: ["workerd", "worker", "browser"], external: ["node:async_hooks"] };
 buildSync({ ...common, ...workerConditions, entryPoints: [join(root, "bench/worker.ts")], outfile: join(out, "worker.mjs") });
 buildSync({ ...common, ...workerConditions, entryPoints: [join(root, "bench/runtime.ts")], outfile: join(out, "runtime.mjs") });
 buildSync({ ...common, platform: "node", entryPoints: [join(root, "bench/fanout-cpu.ts")], outfile: join(out, "fanout-cpu.mjs") });
-const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1] ?? "2026-08-22";
+buildSync({ ...common, platform: "node", entryPoints: [join(root, "src/identity/ed25519.ts")], outfile: join(out, "identity.mjs") });
+// What wrangler.toml ships: the compatibility date, the runtime protocol and the run timeout.
+const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+const tomlString = (name, fallback) => new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m").exec(toml)?.[1] ?? fallback;
+const compatibilityDate = tomlString("compatibility_date", "2026-08-22");
+const PROTOCOL = tomlString("RUNTIME_PROTOCOL", "1");
+const TIMEOUT_MS = tomlString("RUNTIME_TIMEOUT_MS", "600000");
+// The runtime's report key: the bench Worker allows its DID (RUNTIME_SIGNERS), as production must.
+const RUNTIME_PASS = "bench runtime";
+const { identityFromPassphrase } = await import(pathToFileURL(join(out, "identity.mjs")).href);
+const runtimeDid = (await identityFromPassphrase(RUNTIME_PASS)).did;
+const LATENCY = args.latency;
+// The run queue's consumer batch, as wrangler.toml sets it.
+const BATCH = Number(/\[\[queues\.consumers\]\]\s*queue = "bg-piece-runs"[^[]*?max_batch_size = (\d+)/.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1] ?? 100);
+// The local broker delivers one batch per queue at a time; runs that hold their invocation
+// (the naive design under --latency) get several local queues, ≈ 5 batches each, to drain.
+const NAIVE_QUEUES = LATENCY ? Math.min(50, Math.max(1, Math.ceil(PIECES / (BATCH * 5)))) : 1;
+const naiveQueueNames = Array.from({ length: NAIVE_QUEUES - 1 }, (_, i) => `bench-naive-runs-${i + 1}`);
+const consumerSettings = { maxBatchSize: BATCH, maxBatchTimeout: 1, maxRetries: 3 };
 
 // A tick on a minute boundary; the seeded pieces ran one period before it.
 const T = Math.floor(Date.now() / 60_000) * 60_000;
@@ -66,7 +93,7 @@ const fanoutCpu = await measureFanoutCpu(PIECES, T);
 log(`  ${fmt(fanoutCpu.cpuMs)} ms CPU, ${fmt((fanoutCpu.cpuMs * 1000) / PIECES, 2)} µs a piece`);
 
 // ---------------------------------------------------------------------------------------
-// 2. Miniflare: the bench Worker (real handlers, counting bindings), the instant runtime,
+// 2. Miniflare: the bench Worker (real handlers, counting bindings), the bench runtime,
 //    real local KV and Queue, persisted on disk under .wrangler/bench/state.
 const stateDir = join(out, "state");
 rmSync(stateDir, { recursive: true, force: true });
@@ -82,6 +109,14 @@ const mf = new Miniflare(convertV4MiniflareOptions({
 	cf: false,
 	// Warnings and errors of the local simulators (e.g. a queue broker failing) go to stderr.
 	log: new StderrLog(process.env.BENCH_LOG === "debug" ? LogLevel.DEBUG : LogLevel.WARN),
+	// workerd's own output goes to stderr too, so stdout keeps the table and the JSON line. The
+	// local queue broker's delayed deliveries make workerd warn of a promise resolved "from a
+	// different request context" (none without --delays on; every message is still delivered):
+	// counted, not printed.
+	handleStructuredLogs: ({ message }) => {
+		if (message.includes("different request context")) crossContextWarnings++;
+		else process.stderr.write(`${message}\n`);
+	},
 	resourcePersistencePath: stateDir,
 	workers: [
 		{
@@ -90,17 +125,40 @@ const mf = new Miniflare(convertV4MiniflareOptions({
 			scriptPath: join(out, "worker.mjs"),
 			compatibilityDate,
 			unsafeInspectorProxy: true,
+			compatibilityFlags: ["nodejs_als"],
 			kvNamespaces: { REGISTRY: "bench-registry" },
-			queueProducers: { RUNS: { queueName: "bg-piece-runs" }, FANOUT: { queueName: "bg-piece-fanout" } },
+			queueProducers: {
+				RUNS: { queueName: "bg-piece-runs" },
+				FANOUT: { queueName: "bg-piece-fanout" },
+				...Object.fromEntries(naiveQueueNames.map((queueName, i) => [`BENCH_RUNS_${i + 1}`, { queueName }])),
+			},
 			// As wrangler.toml, except max_batch_timeout 1 s (the brief's bench setting).
 			queueConsumers: {
-				"bg-piece-runs": { maxBatchSize: 24, maxBatchTimeout: 1, maxRetries: 3 },
+				"bg-piece-runs": consumerSettings,
 				"bg-piece-fanout": { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 2 },
+				...Object.fromEntries(naiveQueueNames.map((name) => [name, consumerSettings])),
 			},
 			serviceBindings: { RUNTIME: "bench-runtime" },
-			bindings: { SPREAD_SECONDS: String(SPREAD), RUNTIME_TIMEOUT_MS: "60000", OPERATOR_PASS: "bench", PIECE_RUNTIME_URL: "" },
+			bindings: {
+				SPREAD_SECONDS: String(SPREAD),
+				RUNTIME_TIMEOUT_MS: TIMEOUT_MS,
+				OPERATOR_PASS: "bench",
+				PIECE_RUNTIME_URL: "",
+				RUNTIME_PROTOCOL: PROTOCOL,
+				// A service binding ignores the host; the path is what the runtime signs.
+				REPORT_URL: "https://bench-worker.internal/api/runtime/reports",
+				RUNTIME_SIGNERS: runtimeDid,
+				BENCH_NAIVE_QUEUES: String(NAIVE_QUEUES),
+			},
 		},
-		{ name: "bench-runtime", modules: true, scriptPath: join(out, "runtime.mjs"), compatibilityDate },
+		{
+			name: "bench-runtime",
+			modules: true,
+			scriptPath: join(out, "runtime.mjs"),
+			compatibilityDate,
+			serviceBindings: { SCHEDULER: "bench-worker" },
+			bindings: { RUNTIME_PASS, BENCH_LATENCY: LATENCY?.text ?? "" },
+		},
 	],
 }));
 let heap = { usage: async () => null, close() {} };
@@ -180,10 +238,13 @@ try {
 		...current.figures,
 		spreadSeconds: SPREAD,
 		delays: DELAYS,
+		latencyOption: LATENCY ? { medianMs: LATENCY.medianMs, p99Ms: LATENCY.p99Ms, mu: Number(LATENCY.mu.toFixed(4)), sigma: Number(LATENCY.sigma.toFixed(4)) } : null,
+		naiveLocalQueues: NAIVE_QUEUES,
 		// The fan-out code alone (src/fanout.ts in Node's V8, in-memory bindings): CPU per piece.
 		fanoutCpuUsPerPiece: Number(((fanoutCpu.cpuMs * 1000) / PIECES).toFixed(3)),
 		fanoutCpuNode: { ...fanoutCpu, cpuMs: Number(fanoutCpu.cpuMs.toFixed(2)), wallMs: Number(fanoutCpu.wallMs.toFixed(2)) },
 		baseline: naive.figures,
+		workerdCrossContextWarnings: crossContextWarnings,
 		benchSeconds: Math.round((Date.now() - started) / 1000),
 	};
 	printTable(report, current, naive);
@@ -212,42 +273,64 @@ async function runDesign(design, tickTime) {
 	const failed = afterTick.tick.totals.queueMessagesFailed;
 	log(`${design}: tick took ${fmt(tick.wallMs / 1000, 1)} s, dispatched ${dispatched}${failed ? `, ${failed} failed to send` : ""}; delays ${delays}; waiting for the runs…`);
 
-	// Bounded wait: the spread, then the rig's throughput, and a stall cut-off.
-	const deadline = Date.now() + (design === "current" ? SPREAD : 0) * 1000 + 120_000 + dispatched * 20;
-	let lastProgress = { acked: -1, at: Date.now() };
+	// Bounded wait: the spread, then the rig's throughput, the runs' durations, and a stall cut-off.
+	const deadline = Date.now() + (design === "current" ? SPREAD : 0) * 1000 + 120_000 + dispatched * 20 + latencyAllowanceMs(design, dispatched);
+	const stallMs = 60_000 + (LATENCY ? 5 * LATENCY.p99Ms : 0);
+	let lastProgress = { done: -1, at: Date.now() };
 	let lastLog = Date.now();
 	let stats = afterTick;
+	const reported = (s) => Object.values(s.reports).reduce((a, b) => a + b, 0);
 	const runs = await phase(async () => {
 		for (;;) {
 			stats = await call("GET", "/bench/stats");
-			if (stats.acked >= dispatched && stats.inFlight === 0) return "complete";
-			if (stats.acked !== lastProgress.acked) lastProgress = { acked: stats.acked, at: Date.now() };
+			// Protocol 2: a message is acked at its dispatch; its run is done when its report is in.
+			if (stats.acked >= dispatched && stats.inFlight === 0 && stats.runsOutstanding === 0) return "complete";
+			const done = stats.acked + reported(stats);
+			if (done !== lastProgress.done) lastProgress = { done, at: Date.now() };
 			const waitingForDelays = delays === "on" && Date.now() - fired < (SPREAD + 5) * 1000;
-			if (!waitingForDelays && Date.now() - lastProgress.at > 60_000) return "stalled";
+			if (!waitingForDelays && Date.now() - lastProgress.at > stallMs) return "stalled";
 			if (Date.now() > deadline) return "deadline";
-			if (Date.now() - lastLog >= 10_000) (lastLog = Date.now()), log(`${design}: ${stats.acked}/${dispatched} runs done`);
+			if (Date.now() - lastLog >= 10_000) (lastLog = Date.now()), log(`${design}: ${stats.acked}/${dispatched} messages done, ${reported(stats)} reports in, ${stats.runsOutstanding} runs outstanding`);
 			await sleep(500);
 		}
 	});
 	stats = await call("GET", "/bench/stats");
 	const runtime = await call("GET", "/bench/runtime-stats");
-	log(`${design}: runs ${runs.result} after ${fmt(runs.wallMs / 1000, 1)} s (${stats.acked} acked, ${stats.retried} retried, ${stats.errorLines} error lines)`);
+	log(`${design}: runs ${runs.result} after ${fmt(runs.wallMs / 1000, 1)} s (${stats.acked} acked, ${stats.retried} retried, ${reported(stats)} reports, ${stats.errorLines} error lines)`);
 	if (stats.errorLines) log(`${design}: last errors: ${stats.lastErrors.slice(-3).join(" | ")}`);
 	return { design, tick, runs, stats, runtime, figures: { ...figures(design, fired, dispatched, tick, runs, stats, runtime), deliveryDelaysSimulated: delays === "on" } };
+}
+
+/**
+ * Extra wait for runs that take time: a protocol 2 run is in flight for its duration at most
+ * (≈ 10 × p99 covers the tail); a naive batch holds its consumer for ≈ 24 runs ÷ 6 at once
+ * of the mean duration, on each of NAIVE_QUEUES local queues in turn.
+ */
+function latencyAllowanceMs(design, dispatched) {
+	if (!LATENCY) return 0;
+	const meanMs = Math.exp(LATENCY.mu + LATENCY.sigma ** 2 / 2);
+	const batchesPerQueue = design === "naive" ? Math.ceil(dispatched / BATCH / NAIVE_QUEUES) : 0;
+	return 10 * LATENCY.p99Ms + batchesPerQueue * 3 * (BATCH / 6) * meanMs;
 }
 
 /** The per-run figures and the cost model of one design (`fired`: when the tick was fired). */
 function figures(design, fired, dispatched, tick, runs, s, runtime) {
 	const t = s.tick.totals;
 	const c = s.consumer.totals;
+	const rp = s.report.totals;
+	const kinds = [s.tick, s.consumer, s.report];
 	const per = (x) => (dispatched ? x / dispatched : 0);
-	const kvReads = t.kvReads + c.kvReads;
-	const kvWrites = t.kvWrites + c.kvWrites;
-	const kvLists = t.kvLists + c.kvLists;
-	const kvDeletes = t.kvDeletes + c.kvDeletes;
+	const sum = (k) => t[k] + c[k] + rp[k];
+	const kvReads = sum("kvReads");
+	const kvWrites = sum("kvWrites");
+	const kvLists = sum("kvLists");
+	const kvDeletes = sum("kvDeletes");
 	const messages = t.queueMessages + c.queueMessages;
 	const queueOps = 3 * messages + s.retried;
-	const requests = s.tick.invocations + s.consumer.invocations;
+	// Every invocation is a billed request (report requests included) and one log event, and
+	// every console.log/console.error call one more.
+	const requests = kinds.reduce((a, k) => a + k.invocations, 0);
+	const logEvents = requests + sum("consoleCalls");
 	// CPU: workerd's whole process (also the local KV and Queue simulators and the runtime),
 	// so an upper bound of the Worker's own CPU.
 	const cpuMs = (tick.workerdCpuMs ?? 0) + (runs.workerdCpuMs ?? 0);
@@ -257,12 +340,26 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		queues: per(queueOps) * PRICE.queueOp * 1e6,
 		requests: per(requests) * PRICE.request * 1e6,
 		cpu: per(cpuMs) * PRICE.cpuMs * 1e6,
+		logs: per(logEvents) * PRICE.logEvent * 1e6,
 	};
 	const costPerMillionRunsUsd = Object.values(cost).reduce((a, b) => a + b, 0);
 
 	// The runtime's load: arrivals per wall-clock second. The mean is over the period (60 s:
 	// each piece runs once a minute) or over the arrivals' span if the rig took longer.
 	const seconds = Object.entries(runtime.perSecond).map(([sec, n]) => [Number(sec), n]);
+	// The throughput model (bench/model.mjs) from the consumer invocations as measured.
+	const reportRequests = s.report.invocations;
+	const reportsIn = Object.values(s.reports).reduce((a, b) => a + b, 0);
+	const maxOf = (k) => Math.max(...kinds.map((x) => x[k]));
+	const throughput = throughputModel({
+		runsPerInvocation: s.consumer.invocations ? s.delivered / s.consumer.invocations : 0,
+		invocationWallMs: s.consumer.invocations ? s.consumer.wallMs / s.consumer.invocations : 0,
+		// Connections: the invocations that scale with the runs (a tick's are its own, in perInvocationMax).
+		perInvocationMax: { kvOps: maxOf("maxKvOps"), subrequests: maxOf("maxSubrequests"), open: Math.max(s.consumer.maxOpen, s.report.maxOpen) },
+		meanRunMs: runtime.latency.meanMs,
+		reportsPerRequest: reportRequests ? reportsIn / reportRequests : null,
+		holdsRuns: design === "naive",
+	});
 	const peak = Math.max(0, ...seconds.map(([, n]) => n));
 	const drainSeconds = runtime.last ? (runtime.last - fired) / 1000 : 0;
 	const spanSeconds = Math.max(LIMITS.period, drainSeconds);
@@ -275,7 +372,10 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		dispatched,
 		sendFailures: t.queueMessagesFailed,
 		tickSummary: s.lastTickSummary,
-		runsCompleted: s.acked,
+		protocol: design === "naive" ? "1" : PROTOCOL,
+		// Protocol 1: messages handled; protocol 2: runs whose report the Worker answered.
+		runsCompleted: design === "naive" || PROTOCOL !== "2" ? s.acked : reportsIn,
+		reports: PROTOCOL === "2" && design !== "naive" ? { requests: reportRequests, reports: reportsIn, perRequest: reportRequests ? r(reportsIn / reportRequests, 2) : null, byStatus: s.reports, requestsFailed: s.reportRequestsFailed, runtimeSide: runtime.reports } : null,
 		runsStatus: runs.result,
 		fanoutMs: tick.wallMs,
 		fanoutMsPerPiece: r(per(tick.wallMs), 5),
@@ -288,20 +388,30 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		kvDeletesPerRun: r(per(kvDeletes)),
 		queueOperationsPerRun: r(per(queueOps)),
 		retries: s.retried,
-		invocations: { tick: s.tick.invocations, consumer: s.consumer.invocations },
-		kvOpsPerInvocationMax: Math.max(s.tick.maxKvOps, s.consumer.maxKvOps),
-		subrequestsPerInvocationMax: Math.max(s.tick.maxSubrequests, s.consumer.maxSubrequests),
-		perInvocationMax: {
-			tick: { kvOps: s.tick.maxKvOps, subrequests: s.tick.maxSubrequests, wallMs: s.tick.maxWallMs },
-			consumer: { kvOps: s.consumer.maxKvOps, subrequests: s.consumer.maxSubrequests, wallMs: s.consumer.maxWallMs },
-		},
+		invocations: { tick: s.tick.invocations, consumer: s.consumer.invocations, report: s.report.invocations },
+		kvOpsPerInvocationMax: maxOf("maxKvOps"),
+		subrequestsPerInvocationMax: maxOf("maxSubrequests"),
+		perInvocationMax: Object.fromEntries(
+			["tick", "consumer", "report"].map((k) => [k, { kvOps: s[k].maxKvOps, subrequests: s[k].maxSubrequests, openSubrequests: s[k].maxOpen, wallMs: s[k].maxWallMs }]),
+		),
+		consumerWallMsMean: s.consumer.invocations ? r(s.consumer.wallMs / s.consumer.invocations, 1) : null,
+		reportWallMsMean: s.report.invocations ? r(s.report.wallMs / s.report.invocations, 1) : null,
+		// The most runs one consumer invocation had dispatched and not yet finished at any one
+		// moment during that invocation (protocol 2: its dispatch's runs, from the request until
+		// their reports, but the invocation ends at the ack; protocol 1: its open run requests).
+		runsInFlightMax: s.consumer.maxRunsInFlight,
+		// The most runs the runtime held at once, over all invocations.
+		runtimeRunsInFlightMax: runtime.inFlightMax,
+		latency: { p50Ms: runtime.latency.p50Ms, p99Ms: runtime.latency.p99Ms, meanMs: runtime.latency.meanMs, maxMs: runtime.latency.maxMs, runs: runtime.latency.runs },
 		workerdCpuMsPerRun: r(per(cpuMs)),
 		costPerMillionRunsUsd: r(costPerMillionRunsUsd),
 		costBreakdownPerMillionRunsUsd: Object.fromEntries(Object.entries(cost).map(([k, v]) => [k, r(v)])),
 		runtimePeakRps: peak,
-		runtimeMeanRps: r(runtime.total / spanSeconds, 2),
-		runtimePeakToMean: runtime.total ? r((peak * spanSeconds) / runtime.total, 2) : null,
-		runtimeRequests: runtime.total,
+		runtimeMeanRps: r(runtime.runs / spanSeconds, 2),
+		runtimePeakToMean: runtime.runs ? r((peak * spanSeconds) / runtime.runs, 2) : null,
+		// Runs arrived at the runtime, and the requests that carried them (protocol 2: one per batch).
+		runtimeRuns: runtime.runs,
+		runtimeRequests: runtime.requests,
 		runtimeDrainSeconds: r(drainSeconds, 1),
 		// Runs that took longer than the period to drain were held up by the local rig (one
 		// consumer invocation at a time), so the measured rate is the rig's, not the design's.
@@ -328,6 +438,12 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		},
 		logLines: s.logLines,
 		errorLines: s.errorLines,
+		logEvents,
+		logEventsPerRun: r(per(logEvents)),
+		logEventsByKind: Object.fromEntries(["tick", "consumer", "report"].map((k) => [k, { invocations: s[k].invocations, consoleCalls: s[k].totals.consoleCalls }])),
+		piecesPerMinutePerQueue: throughput.piecesPerMinutePerQueue,
+		piecesPerMinuteMax: throughput.piecesPerMinuteMax,
+		throughputModel: throughput.model,
 	};
 }
 
@@ -336,6 +452,8 @@ function printTable(report, current, naive) {
 	const b = naive.figures;
 	const rows = [
 		["pieces", PIECES, PIECES],
+		["runtime protocol", a.protocol, b.protocol],
+		["run durations at the runtime: p50 / p99 / max", latencyRow(a.latency), latencyRow(b.latency)],
 		["dispatched by one tick", a.dispatched, b.dispatched],
 		["messages that failed to send", a.sendFailures, b.sendFailures],
 		["delaySeconds reach the local queue", a.deliveryDelaysSimulated ? "yes" : "no (recorded only)", "none sent"],
@@ -349,14 +467,23 @@ function printTable(report, current, naive) {
 		["KV writes per run", a.kvWritesPerRun, b.kvWritesPerRun],
 		["KV lists per run", a.kvListsPerRun, b.kvListsPerRun],
 		["queue retries", a.retries, b.retries],
-		["invocations (tick + consumer)", `${a.invocations.tick} + ${a.invocations.consumer}`, `${b.invocations.tick} + ${b.invocations.consumer}`],
+		["invocations (tick + consumer + report)", `${a.invocations.tick} + ${a.invocations.consumer} + ${a.invocations.report}`, `${b.invocations.tick} + ${b.invocations.consumer} + ${b.invocations.report}`],
+		["reports per report request", a.reports?.perRequest ?? "-", "-"],
 		["max KV ops, one invocation (limit 1,000)", fmtMax(a.perInvocationMax, "kvOps"), fmtMax(b.perInvocationMax, "kvOps")],
 		["max subrequests, one invocation (limit 10,000)", fmtMax(a.perInvocationMax, "subrequests"), fmtMax(b.perInvocationMax, "subrequests")],
+		["max subrequests open at once (limit 6 connections)", fmtMax(a.perInvocationMax, "openSubrequests"), fmtMax(b.perInvocationMax, "openSubrequests")],
+		["consumer invocation wall, mean", `${fmt(a.consumerWallMsMean, 1)} ms`, `${fmt(b.consumerWallMsMean, 1)} ms`],
+		["runs in flight per consumer invocation, max", a.runsInFlightMax, b.runsInFlightMax],
+		["runs in flight at the runtime, max", a.runtimeRunsInFlightMax, b.runtimeRunsInFlightMax],
+		["log events per run (invocations + console calls)", a.logEventsPerRun, b.logEventsPerRun],
 		["workerd CPU per run (upper bound)", `${fmt(a.workerdCpuMsPerRun, 3)} ms`, `${fmt(b.workerdCpuMsPerRun, 3)} ms`],
 		["cost per million runs", `$${fmt(a.costPerMillionRunsUsd, 2)}`, `$${fmt(b.costPerMillionRunsUsd, 2)}`],
 		...Object.keys(a.costBreakdownPerMillionRunsUsd).map((k) => [`  of which ${k}`, `$${fmt(a.costBreakdownPerMillionRunsUsd[k], 3)}`, `$${fmt(b.costBreakdownPerMillionRunsUsd[k], 3)}`]),
-		["runtime peak rps (measured)", a.runtimePeakRps, b.runtimePeakRps],
-		["runtime mean rps (over max(60 s, drain))", a.runtimeMeanRps, b.runtimeMeanRps],
+		["pieces a minute per queue (modelled)", `${fmt(a.piecesPerMinutePerQueue)} (${a.throughputModel.perQueueBinds} bind)`, `${fmt(b.piecesPerMinutePerQueue)} (${b.throughputModel.perQueueBinds} bind)`],
+		["pieces a minute, 16 lanes (modelled)", `${fmt(a.piecesPerMinuteMax)} (${a.throughputModel.perLaneBinds} bind)`, `${fmt(b.piecesPerMinuteMax)} (${b.throughputModel.perLaneBinds} bind)`],
+		["1,000,000 a minute within every limit (modelled)", a.throughputModel.goal.met ? "yes" : "no", b.throughputModel.goal.met ? "yes" : "no"],
+		["runtime peak runs/s (measured)", a.runtimePeakRps, b.runtimePeakRps],
+		["runtime mean runs/s (over max(60 s, drain))", a.runtimeMeanRps, b.runtimeMeanRps],
 		["runtime peak / mean", `${a.runtimePeakToMean}${a.runtimeRateShowsDesign ? "" : " (not the design's: see below)"}`, `${b.runtimePeakToMean}${b.runtimeRateShowsDesign ? "" : " (not the design's: see below)"}`],
 		["last run after the tick", `${fmt(a.runtimeDrainSeconds, 1)} s${a.runtimeRigLimited ? " (rig-limited)" : ""}`, `${fmt(b.runtimeDrainSeconds, 1)} s${b.runtimeRigLimited ? " (rig-limited)" : ""}`],
 		["planned peak / mean: delaySeconds alone", a.plannedPeakToMean, b.plannedPeakToMean],
@@ -368,7 +495,7 @@ function printTable(report, current, naive) {
 	const w0 = Math.max(...rows.map((r) => String(r[0]).length));
 	const w1 = Math.max("current".length, ...rows.map((r) => String(r[1]).length));
 	const line = (r) => `${String(r[0]).padEnd(w0)}  ${String(r[1]).padStart(w1)}  ${String(r[2])}`;
-	console.log(`\nScheduler benchmark: ${PIECES} pieces, SPREAD_SECONDS ${SPREAD}, delaySeconds to the local queue: ${DELAYS}, Miniflare ${mfVersion()}\n`);
+	console.log(`\nScheduler benchmark: ${PIECES} pieces, SPREAD_SECONDS ${SPREAD}, delaySeconds to the local queue: ${DELAYS}, runs ${LATENCY ? `log-normal, median ${LATENCY.medianMs} ms, p99 ${LATENCY.p99Ms} ms` : "instant"}${NAIVE_QUEUES > 1 ? `, naive runs over ${NAIVE_QUEUES} local queues` : ""}, Miniflare ${mfVersion()}\n`);
 	console.log(line(["", "current", "naive (baseline)"]));
 	for (const r of rows) console.log(line(r));
 	if (!a.runtimeRateShowsDesign || !b.runtimeRateShowsDesign) {
@@ -378,7 +505,10 @@ function printTable(report, current, naive) {
 }
 
 function fmtMax(m, k) {
-	return `tick ${m.tick[k]} / consumer ${m.consumer[k]}`;
+	return `tick ${m.tick[k]} / consumer ${m.consumer[k]} / report ${m.report[k]}`;
+}
+function latencyRow(l) {
+	return l.runs ? `${fmt(l.p50Ms)} / ${fmt(l.p99Ms)} / ${fmt(l.maxMs)} ms` : "-";
 }
 function memRow(m, prefix) {
 	const v = prefix === "workerdRss" ? [m.workerdRssIdleMb, m.workerdRssPeakTickMb, m.workerdRssPeakRunsMb] : [m.isolateHeapBeforeTickMb, m.isolateHeapPeakTickMb, m.isolateHeapPeakRunsMb];
@@ -501,7 +631,7 @@ function mfVersion() {
 }
 
 function parseArgs(argv) {
-	const options = { pieces: 100_000, spread: 60, delays: "auto", keep: false, quiet: false };
+	const options = { pieces: 100_000, spread: 60, delays: "auto", latency: null, keep: false, quiet: false };
 	for (let i = 0; i < argv.length; i++) {
 		const arg = argv[i];
 		const [name, inline] = arg.split("=", 2);
@@ -509,6 +639,7 @@ function parseArgs(argv) {
 		if (name === "--pieces") options.pieces = Number(value());
 		else if (name === "--spread") options.spread = Number(value());
 		else if (name === "--delays") options.delays = value();
+		else if (name === "--latency") options.latency = latencyOption(value());
 		else if (name === "--keep") options.keep = true;
 		else if (name === "--quiet") options.quiet = true;
 		else usage(`unknown option ${arg}`);
@@ -519,8 +650,17 @@ function parseArgs(argv) {
 	return options;
 }
 
+/** `MEDIAN:P99` in ms: a log-normal with mu = ln(median), sigma = ln(p99 / median) / 2.326 (as bench/latency.ts). */
+function latencyOption(text) {
+	const m = /^(\d+):(\d+)$/.exec(text ?? "");
+	const medianMs = Number(m?.[1]);
+	const p99Ms = Number(m?.[2]);
+	if (!m || !(medianMs > 0) || !(p99Ms >= medianMs)) usage("--latency must be MEDIAN:P99 in whole ms, 0 < MEDIAN ≤ P99 (e.g. 2000:30000)");
+	return { text, medianMs, p99Ms, mu: Math.log(medianMs), sigma: Math.log(p99Ms / medianMs) / 2.326 };
+}
+
 function usage(problem) {
-	console.error(`npm run bench: ${problem}\nusage: npm run bench [-- --pieces N] [--spread S] [--delays auto|on|off] [--keep] [--quiet]`);
+	console.error(`npm run bench: ${problem}\nusage: npm run bench [-- --pieces N] [--spread S] [--delays auto|on|off] [--latency MEDIAN:P99] [--keep] [--quiet]`);
 	process.exit(2);
 }
 

@@ -1,70 +1,61 @@
 /**
  * BENCHMARK HARNESS ONLY: the Worker `npm run bench` (bench/run.mjs) runs in Miniflare. It
- * runs the product's real handlers (`handleScheduled`, `handleQueue`) or the naive baseline
- * (bench/naive.ts) on the real local bindings, each wrapped in counting proxies per
- * invocation: KV get/put/list/delete, queue send/sendBatch and messages sent, runtime fetches.
- * Subrequests of an invocation = its KV operations + queue calls + runtime fetches.
+ * runs the product's real handlers (`handleScheduled`, `handleQueue`, and for protocol 2
+ * `receiveReports` on POST /api/runtime/reports) or the naive baseline (bench/naive.ts) on
+ * the real local bindings, each wrapped in counting proxies per invocation
+ * (bench/counting.ts): KV get/put/list/delete, queue send/sendBatch and messages sent,
+ * runtime fetches, subrequests open at once, runs in flight, and console calls (one Workers
+ * Logs event each, bench/log-count.ts). Subrequests of an invocation = its KV operations +
+ * queue calls + runtime fetches. Invocations are of three kinds: tick (and fan-out
+ * hand-overs), consumer, report.
  *
- * Routes (for bench/run.mjs only):
+ * Routes (for bench/run.mjs only, besides the product's report route):
  *   POST /bench/seed?from=&count=&tick=   writes pieces straight into KV (not counted)
  *   POST /bench/design?design=current|naive   which design the next tick and consumers run
  *   POST /bench/tick?time=&design=        one tick run from a fetch (fallback; the bench
  *                                         normally fires the real scheduled() handler)
  *   GET  /bench/stats                     the counts so far
  *   POST /bench/reset-stats               zero the counts (and the runtime's)
- *   GET  /bench/runtime-stats             the instant runtime's arrival counts
+ *   GET  /bench/runtime-stats             the bench runtime's counts (bench/runtime.ts)
  */
 import { handleQueue } from "../src/consumer";
 import { handleFanout, handleScheduled } from "../src/cron";
 import { FANOUT_QUEUE } from "../src/lanes";
-import { registered } from "../src/policy/schedule";
-import type { PieceEntry } from "../src/registry/entry";
-import { LAST_TICK_KEY, pieceKey } from "../src/registry/keys";
-import { summarise } from "../src/registry/store";
-import { forEachLimit } from "../src/util/limit";
+import { LAST_TICK_KEY } from "../src/registry/keys";
+import { receiveReports } from "../src/reports";
+import { countingFetcher, countingKV, countingQueue, kvOps, live, roundRobinQueue, subrequests, zero, type Counts, type Live } from "./counting";
+import { finishedRun, forgetRuns, runsOutstanding } from "./in-flight";
+import { countConsoleCall, countingConsole } from "./log-count";
 import { naiveQueue, naiveTick } from "./naive";
+import { seed } from "./seed";
 
 type Design = "current" | "naive";
+type Kind = "tick" | "consumer" | "report";
 
-/** Platform operations of one invocation. */
-interface Counts {
-	kvReads: number;
-	kvWrites: number;
-	kvLists: number;
-	kvDeletes: number;
-	/** send/sendBatch calls, failed ones included (each is a subrequest). */
-	queueCalls: number;
-	/** Messages the queue accepted. */
-	queueMessages: number;
-	/** Messages of send/sendBatch calls that failed. */
-	queueMessagesFailed: number;
-	runtimeFetches: number;
+/** The bench's own bindings besides the product's (bench/run.mjs sets them). */
+interface BenchEnv extends Env {
+	/** How many local queues carry the naive design's runs (1, or more under --latency). */
+	BENCH_NAIVE_QUEUES?: string;
 }
 
-function zero(): Counts {
-	return { kvReads: 0, kvWrites: 0, kvLists: 0, kvDeletes: 0, queueCalls: 0, queueMessages: 0, queueMessagesFailed: 0, runtimeFetches: 0 };
-}
-
-function kvOps(c: Counts): number {
-	return c.kvReads + c.kvWrites + c.kvLists + c.kvDeletes;
-}
-
-function subrequests(c: Counts): number {
-	return kvOps(c) + c.queueCalls + c.runtimeFetches;
-}
-
-/** Totals and per-invocation maxima of one kind of invocation (tick or consumer). */
+/** Totals and per-invocation maxima of one kind of invocation. */
 interface KindStats {
 	invocations: number;
 	totals: Counts;
+	/** Sum of the invocations' wall times (ms), for the mean. */
+	wallMs: number;
 	maxKvOps: number;
 	maxSubrequests: number;
 	maxWallMs: number;
+	/** The most subrequests one invocation had open at once (6 connections per invocation). */
+	maxOpen: number;
+	/** The most runs one invocation had dispatched and not yet finished at once (bench/in-flight.ts). */
+	maxRunsInFlight: number;
 	errors: number;
 }
 
 function kindStats(): KindStats {
-	return { invocations: 0, totals: zero(), maxKvOps: 0, maxSubrequests: 0, maxWallMs: 0, errors: 0 };
+	return { invocations: 0, totals: zero(), wallMs: 0, maxKvOps: 0, maxSubrequests: 0, maxWallMs: 0, maxOpen: 0, maxRunsInFlight: 0, errors: 0 };
 }
 
 let design: Design = "current";
@@ -90,12 +81,19 @@ function freshStats() {
 	return {
 		tick: kindStats(),
 		consumer: kindStats(),
+		report: kindStats(),
 		/** Messages delivered to the consumer, and how each ended. */
 		delivered: 0,
 		acked: 0,
 		retried: 0,
 		/** Consumer invocations in flight right now. */
 		inFlight: 0,
+		/** Protocol 2 reports the Worker answered, by result status (recorded, dropped, …). */
+		reports: {} as Record<string, number>,
+		/** Report requests refused or failed (not 200). */
+		reportRequestsFailed: 0,
+		/** Protocol 2 runs dispatched and not yet reported. */
+		runsOutstanding: 0,
 		/** Messages sent, per second of their delaySeconds: the spread as the design plans it. */
 		delayHistogram: {} as Record<number, number>,
 		/**
@@ -106,55 +104,24 @@ function freshStats() {
 		lastTickSummary: null as unknown,
 		logLines: 0,
 		errorLines: 0,
+		/** Console calls outside any counted invocation (the bench's own routes). */
+		uncountedConsoleCalls: 0,
 		lastErrors: [] as string[],
 	};
 }
 
-// The handlers log a JSON line per run; 100,000 runs would flood the bench's output. Count
-// the lines instead, and keep the last few errors for the report.
-console.log = () => void stats.logLines++;
+// The handlers log JSON lines; 100,000 runs would flood the bench's output. Count the lines
+// (per invocation kind, for the Workers Logs price) instead, and keep the last few errors.
+console.log = () => {
+	stats.logLines++;
+	if (!countConsoleCall()) stats.uncountedConsoleCalls++;
+};
 console.error = (...args: unknown[]) => {
 	stats.errorLines++;
+	if (!countConsoleCall()) stats.uncountedConsoleCalls++;
 	stats.lastErrors.push(args.map(String).join(" ").slice(0, 500));
 	if (stats.lastErrors.length > 10) stats.lastErrors.shift();
 };
-
-function countingKV(kv: KVNamespace, c: Counts): KVNamespace {
-	const wrapped = {
-		get: (...args: unknown[]) => (c.kvReads++, (kv.get as (...a: unknown[]) => unknown)(...args)),
-		getWithMetadata: (...args: unknown[]) => (c.kvReads++, (kv.getWithMetadata as (...a: unknown[]) => unknown)(...args)),
-		put: (...args: unknown[]) => (c.kvWrites++, (kv.put as (...a: unknown[]) => unknown)(...args)),
-		list: (...args: unknown[]) => (c.kvLists++, (kv.list as (...a: unknown[]) => unknown)(...args)),
-		delete: (...args: unknown[]) => (c.kvDeletes++, (kv.delete as (...a: unknown[]) => unknown)(...args)),
-	};
-	return wrapped as unknown as KVNamespace;
-}
-
-function countingQueue(queue: Queue, c: Counts): Queue {
-	const settle = <T>(count: number, sent: Promise<T>) =>
-		sent.then(
-			(result) => ((c.queueMessages += count), result),
-			(error: unknown) => {
-				c.queueMessagesFailed += count;
-				throw error;
-			},
-		);
-	const wrapped = {
-		send: (body: unknown, options?: QueueSendOptions) => {
-			c.queueCalls++;
-			plan(options?.delaySeconds);
-			return settle(1, queue.send(body, forwardDelays ? options : { ...options, delaySeconds: undefined }));
-		},
-		sendBatch: (messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions) => {
-			const list = [...messages];
-			c.queueCalls++;
-			for (const m of list) plan(m.delaySeconds ?? options?.delaySeconds);
-			const forwarded = forwardDelays ? list : list.map((m) => ({ ...m, delaySeconds: undefined }));
-			return settle(list.length, queue.sendBatch(forwarded, forwardDelays ? options : { ...options, delaySeconds: undefined }));
-		},
-	};
-	return wrapped as unknown as Queue;
-}
 
 function plan(delaySeconds: number | undefined): void {
 	const d = delaySeconds ?? 0;
@@ -164,36 +131,61 @@ function plan(delaySeconds: number | undefined): void {
 	stats.arrivalHistogram[at] = (stats.arrivalHistogram[at] ?? 0) + 1;
 }
 
-function countingFetcher(fetcher: Fetcher | undefined, c: Counts): Fetcher | undefined {
-	if (!fetcher) return undefined;
-	const wrapped = {
-		fetch: (...args: Parameters<Fetcher["fetch"]>) => (c.runtimeFetches++, fetcher.fetch(...args)),
-	};
-	return wrapped as unknown as Fetcher;
+/** The naive design's run queue: RUNS, or RUNS and BENCH_RUNS_1… in turn (bench/counting.ts, roundRobinQueue). */
+function naiveRuns(env: BenchEnv): Queue {
+	const n = Number(env.BENCH_NAIVE_QUEUES) || 1;
+	if (n <= 1) return env.RUNS;
+	const extra = Array.from({ length: n - 1 }, (_, i) => (env as unknown as Record<string, Queue>)[`BENCH_RUNS_${i + 1}`]!);
+	return roundRobinQueue([env.RUNS, ...extra]);
 }
 
 /** The env with counting bindings, for one invocation. */
-function counted(env: Env, c: Counts): Env {
-	return { ...env, REGISTRY: countingKV(env.REGISTRY, c), RUNS: countingQueue(env.RUNS, c), FANOUT: countingQueue(env.FANOUT, c), RUNTIME: countingFetcher(env.RUNTIME, c) };
+function counted(env: BenchEnv, c: Counts, l: Live): Env {
+	const runs = design === "naive" ? naiveRuns(env) : env.RUNS;
+	return {
+		...env,
+		REGISTRY: countingKV(env.REGISTRY, c, l),
+		RUNS: countingQueue(runs, c, l, plan, forwardDelays),
+		FANOUT: countingQueue(env.FANOUT, c, l, plan, forwardDelays),
+		RUNTIME: countingFetcher(env.RUNTIME, c, l),
+	};
 }
 
 /** Runs one invocation with fresh counters and folds them into the kind's stats. */
-async function invocation<T>(kind: "tick" | "consumer", env: Env, body: (env: Env) => Promise<T>): Promise<T> {
+async function invocation<T>(kind: Kind, env: BenchEnv, body: (env: Env) => Promise<T>): Promise<T> {
 	const c = zero();
+	const l = live();
 	const s = stats[kind];
 	const started = Date.now();
 	try {
-		return await body(counted(env, c));
+		return await countingConsole(c, () => body(counted(env, c, l)));
 	} catch (error) {
 		s.errors++;
 		throw error;
 	} finally {
+		const wall = Date.now() - started;
 		s.invocations++;
 		for (const k of Object.keys(c) as (keyof Counts)[]) s.totals[k] += c[k];
+		s.wallMs += wall;
 		s.maxKvOps = Math.max(s.maxKvOps, kvOps(c));
 		s.maxSubrequests = Math.max(s.maxSubrequests, subrequests(c));
-		s.maxWallMs = Math.max(s.maxWallMs, Date.now() - started);
+		s.maxWallMs = Math.max(s.maxWallMs, wall);
+		s.maxOpen = Math.max(s.maxOpen, l.openMax);
+		s.maxRunsInFlight = Math.max(s.maxRunsInFlight, l.runsMax);
 	}
+}
+
+/** POST /api/runtime/reports: the product's receiveReports, counted as a "report" invocation. */
+async function report(request: Request, env: BenchEnv): Promise<Response> {
+	const response = await invocation("report", env, (e) => receiveReports(request, e));
+	// Read outside the counts: which runs finished, and what the Worker made of each.
+	const { results } = ((await response.clone().json().catch(() => ({}))) as { results?: { runId: string; status: string }[] });
+	if (!response.ok || !results) stats.reportRequestsFailed++;
+	for (const r of results ?? []) {
+		finishedRun(r.runId);
+		stats.reports[r.status] = (stats.reports[r.status] ?? 0) + 1;
+	}
+	return response;
 }
 
 async function tick(env: Env, time: number, which: Design): Promise<unknown> {
@@ -239,70 +231,14 @@ function countingBatch(batch: MessageBatch<unknown>) {
 	return { wrapped, retried: () => retried };
 }
 
-/** The product's default HEARTBEAT_MINUTES: a steady piece records its lastRun once per this many runs. */
-const HEARTBEAT_RUNS = 60;
-
-function seedEntry(i: number, tickTime: number, seededAt: number): PieceEntry {
-	const space = `did:key:z6Mk${base58Fixed(Math.floor(i / 100), 44)}`;
-	const pieceId = `fid1:${base64urlFixed(i, 43)}`;
-	const base = registered(null, { space, pieceId, integration: "bench" }, 1_000);
-	// A steady piece, due at this tick. As in the steady state, one piece in 60 is at its lastRun
-	// heartbeat (last recorded 61 minutes ago); the rest recorded theirs a moment ago.
-	const heartbeatDue = i % HEARTBEAT_RUNS === 0;
-	return {
-		...base,
-		status: "Success",
-		lastRun: seededAt - (heartbeatDue ? (HEARTBEAT_RUNS + 1) * 60_000 : 30_000),
-		nextRunAt: tickTime,
-		lastRunId: `tick:${tickTime - 60_000}:${space}/${pieceId}`,
-		lastDurationMs: 3,
-	};
-}
-
-const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-function base58Fixed(n: number, length: number): string {
-	return fixed(n, BASE58, length);
-}
-function base64urlFixed(n: number, length: number): string {
-	return fixed(n, BASE64URL, length);
-}
-/** n in the alphabet, left-padded to `length`, with a scrambled tail so keys look random. */
-function fixed(n: number, alphabet: string, length: number): string {
-	let digits = "";
-	let x = n;
-	do {
-		digits = alphabet[x % alphabet.length] + digits;
-		x = Math.floor(x / alphabet.length);
-	} while (x > 0);
-	let tail = "";
-	let h = (n + 1) * 2654435761;
-	while (tail.length < length - digits.length) {
-		h = Math.imul(h ^ (h >>> 13), 0x5bd1e995) >>> 0;
-		tail += alphabet[h % alphabet.length];
-	}
-	// The digits lead, so keys of consecutive pieces stay distinct and sorted by index.
-	return (digits.padStart(8, alphabet[0]) + tail).slice(0, length);
-}
-
-async function seed(env: Env, from: number, count: number, tickTime: number): Promise<number> {
-	const seededAt = Date.now();
-	const indices = Array.from({ length: count }, (_, k) => from + k);
-	await forEachLimit(indices, 6, async (i) => {
-		const entry = seedEntry(i, tickTime, seededAt);
-		// As test/helpers.ts seedPiece: the full entry as the value, its summary as metadata.
-		await env.REGISTRY.put(pieceKey(entry), JSON.stringify(entry), { metadata: summarise(entry) });
-	});
-	return count;
-}
-
 export default {
 	async fetch(request, env) {
 		const url = new URL(request.url);
 		const q = (name: string) => url.searchParams.get(name) ?? "";
 		const route = `${request.method} ${url.pathname}`;
 		switch (route) {
+			case "POST /api/runtime/reports":
+				return report(request, env);
 			case "POST /bench/seed":
 				return Response.json({ seeded: await seed(env, Number(q("from")), Number(q("count")), Number(q("tick"))) });
 			case "POST /bench/design":
@@ -313,9 +249,10 @@ export default {
 				design = q("design") === "naive" ? "naive" : "current";
 				return Response.json({ summary: await tick(env, Number(q("time")), design) });
 			case "GET /bench/stats":
-				return Response.json({ design, forwardDelays, ...stats });
+				return Response.json({ design, forwardDelays, ...stats, runsOutstanding: runsOutstanding() });
 			case "POST /bench/reset-stats":
 				stats = freshStats();
+				forgetRuns();
 				await env.RUNTIME!.fetch("https://runtime.internal/reset", { method: "POST" });
 				return Response.json({ ok: true });
 			case "GET /bench/runtime-stats":
@@ -347,4 +284,4 @@ export default {
 			stats.acked += batch.messages.length - r;
 		}
 	},
-} satisfies ExportedHandler<Env, unknown>;
+} satisfies ExportedHandler<BenchEnv, unknown>;
