@@ -10,6 +10,8 @@ export interface V2Env extends ExampleEnv {
 	ALLOWED_SIGNERS?: string;
 	/** The passphrase of the key this runtime signs its reports with; the scheduler's RUNTIME_SIGNERS must name its DID. */
 	RUNTIME_PASS?: string;
+	/** How long reports gather at most before they are sent (ms); a full batch of 100 goes at once. */
+	REPORT_FLUSH_MS?: string;
 }
 
 /** The default report key's passphrase: as insecure as the scheduler's default, for development. */
@@ -70,24 +72,33 @@ async function execute(run: DispatchedRun, reportTo: string, timeoutMs: number, 
 	await queueReport(reportTo, report, env);
 }
 
-/** Reports waiting to be sent, by destination; sent together after a short pause. */
-const outboxes = new Map<string, { reports: RunReport[]; sending: Promise<void> | null }>();
-/** How long reports gather before they are sent: one request carries up to 100. */
-const FLUSH_MS = 50;
+/**
+ * Reports waiting to be sent, by destination. They gather until 100 are waiting or
+ * REPORT_FLUSH_MS (default 1 s) has passed: each report request costs the scheduler a Worker
+ * request and a log event, so full batches keep a run's share of both small.
+ */
+const outboxes = new Map<string, { reports: RunReport[]; sending: Promise<void> | null; flushNow: (() => void) | null }>();
+const DEFAULT_FLUSH_MS = 1000;
 /** How often a report request is tried before it is given up (the run is then simply run again by the next tick). */
 const REPORT_ATTEMPTS = 5;
 
 function queueReport(reportTo: string, report: RunReport, env: V2Env): Promise<void> {
 	let box = outboxes.get(reportTo);
-	if (!box) outboxes.set(reportTo, (box = { reports: [], sending: null }));
+	if (!box) outboxes.set(reportTo, (box = { reports: [], sending: null, flushNow: null }));
 	box.reports.push(report);
 	const outbox = box;
-	outbox.sending ??= new Promise((resolve) => setTimeout(resolve, FLUSH_MS)).then(async () => {
-		outbox.sending = null;
-		const pending = outbox.reports.splice(0);
-		for (let i = 0; i < pending.length; i += MAX_BATCH_RUNS) await deliver(reportTo, pending.slice(i, i + MAX_BATCH_RUNS), env);
-	});
-	return outbox.sending;
+	if (!outbox.sending) {
+		const full = new Promise<void>((resolve) => (outbox.flushNow = resolve));
+		const pause = new Promise((resolve) => setTimeout(resolve, Number(env.REPORT_FLUSH_MS ?? DEFAULT_FLUSH_MS)));
+		outbox.sending = Promise.race([pause, full]).then(async () => {
+			outbox.sending = null;
+			const pending = outbox.reports.splice(0);
+			for (let i = 0; i < pending.length; i += MAX_BATCH_RUNS) await deliver(reportTo, pending.slice(i, i + MAX_BATCH_RUNS), env);
+		});
+	}
+	const sending = outbox.sending;
+	if (outbox.reports.length >= MAX_BATCH_RUNS) outbox.flushNow?.();
+	return sending;
 }
 
 /** Sends one report request, signed afresh on each attempt, retrying a scheduler that is unavailable. */
