@@ -2,7 +2,11 @@
 // many pieces a minute"). It scales the measured per-invocation figures of one design by the
 // platform's limits; every number it returns is modelled, not measured.
 
-/** Cloudflare's limits the model applies (DESIGN.md §4). */
+/**
+ * Cloudflare's published limits (December 2026) the model applies: 250 concurrent consumer
+ * invocations and 5,000 messages a second per queue; per invocation 1,000 KV operations,
+ * 10,000 subrequests and 6 simultaneous connections.
+ */
 export const PLATFORM = {
 	consumersPerQueue: 250,
 	queueMessagesPerSecond: 5_000,

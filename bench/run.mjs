@@ -48,8 +48,11 @@ const log = args.quiet ? () => {} : (...a) => console.error(`[bench ${clock()}]`
 let crossContextWarnings = 0;
 const started = Date.now();
 
-// DESIGN.md §4 prices, in USD; Workers Logs: $0.60 per million events past the 20 million a
-// month included, which 1,000,000 pieces a minute (43.2 billion runs a month) dwarf.
+// Cloudflare's published prices (December 2026), in USD: KV $0.50 per million reads, $5 per
+// million writes, deletes and lists; Queues $0.40 per million operations (3 per message);
+// Workers $0.30 per million requests, $0.02 per million CPU-ms; Workers Logs $0.60 per million
+// events past the 20 million a month included, which 1,000,000 pieces a minute (43.2 billion
+// runs a month) dwarf.
 const PRICE = { kvRead: 0.5e-6, kvWriteDeleteList: 5e-6, queueOp: 0.4e-6, request: 0.3e-6, cpuMs: 0.02e-6, logEvent: 0.6e-6 };
 const LIMITS = { kvOps: 1000, subrequests: 10_000, memoryMb: 128, period: 60 };
 
@@ -303,7 +306,7 @@ async function runDesign(design, tickTime) {
 
 /**
  * Extra wait for runs that take time: a protocol 2 run is in flight for its duration at most
- * (≈ 10 × p99 covers the tail); a naive batch holds its consumer for ≈ 24 runs ÷ 6 at once
+ * (≈ 10 × p99 covers the tail); a naive batch holds its consumer for ≈ BATCH runs ÷ 6 at once
  * of the mean duration, on each of NAIVE_QUEUES local queues in turn.
  */
 function latencyAllowanceMs(design, dispatched) {
