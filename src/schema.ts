@@ -39,6 +39,9 @@ export const integrationSchema = z
 		z.minLength(1, "integration must not be empty"),
 		z.maxLength(MAX_INTEGRATION_LENGTH, `integration must be at most ${MAX_INTEGRATION_LENGTH} characters`),
 		z.regex(PRINTABLE, "integration must not contain control characters"),
+		// A lone surrogate is stored fine, but breaks every strict JSON reader of it afterwards
+		// (jq, a strict runtime refusing the run): refused here, once.
+		z.refine((text: string) => text.isWellFormed(), "integration must be valid Unicode text (it has a lone surrogate)"),
 	);
 
 /** The body of `POST /api/integrations/bg`. Unknown fields are ignored, as before. */

@@ -38,6 +38,8 @@ const BAD_PIECE_IDS: unknown[] = [
 const BAD_INTEGRATIONS: unknown[] = [
 	null, true, 7, [], {}, ["gmail"], { name: "gmail" }, "", " ", "\t\n", "x".repeat(65), "😀".repeat(65), "a\u0000b", "a\u0007b", "a\u001bb",
 	"a\u200bb", "a\u202eb", "a\u2028b", "a\u2029b", "a\u007fb", "x".repeat(60_000),
+	// Lone surrogates: JSON.stringify writes them as \ud800-style escapes, which parse back to them.
+	"a\ud800b", "\udfff", "gmail\ud83d", "\ude00gmail",
 ];
 
 /** JSON texts (or not) that are not a registration object. */

@@ -139,8 +139,15 @@ describe("registrationSchema: rejects, with a useful message", () => {
 		["a zero-width joiner", "gm\u200dail", "integration must not contain control characters"],
 		["a line separator", "gm\u2028ail", "integration must not contain control characters"],
 		["a right-to-left override", "\u202egmail", "integration must not contain control characters"],
+		["a lone high surrogate", "gmail\ud83d", "integration must be valid Unicode text (it has a lone surrogate)"],
+		["a lone low surrogate", "\ude00gmail", "integration must be valid Unicode text (it has a lone surrogate)"],
 	])("an integration that is %s", (_, integration, message) => {
 		expect(problem({ ...valid(), integration })).toBe(message);
+	});
+
+	it("an integration with an emoji (a surrogate pair, well formed) is accepted, and round-trips through JSON", () => {
+		const parsed = registrationSchema.safeParse(JSON.parse(JSON.stringify({ ...valid(), integration: "gmail 😀" })));
+		expect(parsed.success && parsed.data.integration).toBe("gmail 😀");
 	});
 
 	it.each([
