@@ -16,6 +16,8 @@ export type ExampleOutcome =
 
 /** The settings the examples read. */
 export interface ExampleEnv {
+	/** "false" keeps the runtime from logging each run it takes (the tests, which read outcomes instead). */
+	LOG_RUNS?: string;
 	SLOW_PIECE_MS?: string;
 	/** How long a run counts as going (busy) at most: the scheduler's RUNTIME_TIMEOUT_MS. */
 	RUN_LIMIT_MS?: string;
@@ -92,6 +94,11 @@ export function seenBefore(key: string): boolean {
 	if (seen.has(key)) return true;
 	seen.set(key, now + REPLAY_WINDOW_MS);
 	return false;
+}
+
+/** Logs a run the runtime took, unless LOG_RUNS is "false". */
+export function logRunTaken(env: ExampleEnv, fields: Record<string, unknown>): void {
+	if (env.LOG_RUNS !== "false") console.log(JSON.stringify({ event: "reference-run", ...fields }));
 }
 
 /** The comma-separated ALLOWED_SIGNERS as a list; empty allows no one. */

@@ -1,6 +1,6 @@
 import { HEADERS, PROTOCOL_VERSION } from "../../src/runtime/protocol";
 import { verifyRunRequest } from "../../src/runtime/verify";
-import { allowList, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
+import { allowList, logRunTaken, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
 
 /** Answers of the run endpoint carry the protocol header, which tells the scheduler a runtime answered. */
 const answer = (body: unknown, status = 200) => Response.json(body, { status, headers: { [HEADERS.version]: PROTOCOL_VERSION } });
@@ -19,7 +19,7 @@ export async function runV1(request: Request, env: ExampleEnv & { ALLOWED_SIGNER
 	if (verified.body.probe === true) return answer({ ok: true, probe: true });
 	const { space, pieceId, integration, runId } = verified.body;
 	const piece = `${space}/${pieceId}`;
-	console.log(JSON.stringify({ event: "reference-run", protocol: 1, piece, integration, runId, signer: verified.signer }));
+	logRunTaken(env, { protocol: 1, piece, integration, runId, signer: verified.signer });
 	// The run ends early when the scheduler stops waiting: a second past its timeout
 	// (RUN_LIMIT_MS), by when it has given up, or when the platform says the request was
 	// aborted. A run the scheduler gave up on must not go on in the background.

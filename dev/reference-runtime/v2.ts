@@ -3,7 +3,7 @@ import { HEADERS, utf8 } from "../../src/runtime/protocol";
 import { MAX_BATCH_RUNS, PROTOCOL_V2, type DispatchedRun, type RunAck, type RunReport } from "../../src/runtime/protocol-v2";
 import { signedHeaders } from "../../src/runtime/sign";
 import { verifyDispatch } from "../../src/runtime/verify";
-import { allowList, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
+import { allowList, logRunTaken, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
 
 /** The reference runtime's settings for protocol 2. */
 export interface V2Env extends ExampleEnv {
@@ -49,7 +49,7 @@ export async function dispatchV2(request: Request, env: V2Env, ctx: ExecutionCon
 		if (early?.kind === "busy") return { runId: run.runId, status: "busy", busy: early.busy };
 		if (early?.kind === "failed") return { runId: run.runId, status: "failed", error: early.error };
 		if (early?.kind === "unavailable") return { runId: run.runId, status: "refused", error: early.error };
-		console.log(JSON.stringify({ event: "reference-run", protocol: 2, piece, integration: run.integration, runId: run.runId, signer: verified.signer }));
+		logRunTaken(env, { protocol: 2, piece, integration: run.integration, runId: run.runId, signer: verified.signer });
 		ctx.waitUntil(execute(run, reportTo, timeoutMs, env));
 		return { runId: run.runId, status: "accepted" };
 	});
