@@ -5,10 +5,15 @@ import { SHARD_COUNT } from "./registry/keys";
 
 /** A did:key in base58btc multibase; an Ed25519 space DID is `did:key:z6Mk` + 44 characters. */
 const SPACE = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$/;
-/** Current piece ids: `fid1:` + unpadded base64url of a 32-byte hash. */
-const FID1 = /^fid1:[A-Za-z0-9_-]{43}$/;
-/** Legacy piece ids: a 59-character base32 CID, sometimes written with an `of:` prefix. */
-const LEGACY = /^(?:of:)?baed[a-z2-7]{55}$/;
+/**
+ * Piece ids as Common Fabric's runner takes them: a tagged hash, `fid1:` + unpadded base64url
+ * of 32 bytes, bare or written as a URI (`of:fid1:…`); both spellings are one piece.
+ */
+const FID1 = /^(?:of:)?fid1:[A-Za-z0-9_-]{43}$/;
+/** A kinded id (`computed:fid1:…`, `data:fid1:…`) names a value, not a piece: the runner refuses it. */
+const KINDED = /^(?!of:)[a-z][a-z0-9+.-]*:fid1:/;
+/** A legacy base32 CID (`baed…`, or `of:baed…`), which the runner no longer parses. */
+const LEGACY = /^(?:of:)?baed[a-z2-7]{20,}$/;
 /** No control or invisible formatting characters in an integration name. */
 const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
 
@@ -23,11 +28,17 @@ function typeError(name: string, kind: string) {
 /** A space DID. */
 export const spaceSchema = z.string(typeError("space", "a string")).check(z.regex(SPACE, "space must be a did:key (did:key:z6Mk…)"));
 
-/** A piece id, normalised: the legacy `of:` prefix is dropped so both spellings are one piece. */
+/** What is wrong with a piece id, or null for one the runner takes. */
+export function pieceIdProblem(id: string): string | null {
+	if (FID1.test(id)) return null;
+	if (LEGACY.test(id)) return "pieceId is a legacy CID (baed…), which Common Fabric's runner no longer runs: register the piece's fid1: id";
+	if (KINDED.test(id)) return `pieceId is a kinded id (${id.slice(0, id.indexOf(":"))}:fid1:…), which names a value, not a piece: register the piece's own id (fid1:… or of:fid1:…)`;
+	return "pieceId must be a piece id (fid1: + 43 base64url characters, or the same as a URI, of:fid1:…)";
+}
+
+/** A piece id, normalised: the URI spelling's `of:` is dropped, so both spellings are one piece. */
 export const pieceIdSchema = z.pipe(
-	z.string(typeError("pieceId", "a string")).check(
-		z.refine((id: string) => FID1.test(id) || LEGACY.test(id), "pieceId must be a piece id (fid1:… with 43 base64url characters, or a legacy baed… CID)"),
-	),
+	z.string(typeError("pieceId", "a string")).check(z.refine((id: string) => pieceIdProblem(id) === null, { error: (issue) => pieceIdProblem(String(issue.input)) ?? "pieceId must be a piece id" })),
 	z.transform((id: string) => (id.startsWith("of:") ? id.slice(3) : id)),
 );
 

@@ -18,7 +18,7 @@ const adminErrors = {
 };
 const pieceParams = [
 	{ name: "space", in: "path", required: true, schema: { type: "string", pattern: "^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$" }, description: "the space DID" },
-	{ name: "pieceId", in: "path", required: true, schema: { type: "string" }, description: "`fid1:` + 43 base64url characters, or a legacy `baed…` CID (an `of:` prefix is dropped)" },
+	{ name: "pieceId", in: "path", required: true, schema: { type: "string" }, description: "`fid1:` + 43 base64url characters, or the URI spelling `of:fid1:…` (the `of:` is dropped); kinded ids and legacy `baed…` CIDs are refused" },
 ];
 
 const tickSummary = {
@@ -211,7 +211,7 @@ export const openApiDocument = {
 				required: ["space", "pieceId", "integration"],
 				properties: {
 					space: { type: "string", description: "the space DID (did:key:z6Mk…)" },
-					pieceId: { type: "string", description: "fid1:… or a legacy baed… CID, optionally with of:" },
+					pieceId: { type: "string", description: "fid1:… or of:fid1:… (one piece)" },
 					integration: { type: "string", minLength: 1, maxLength: MAX_INTEGRATION_LENGTH, description: "what registered it, e.g. gmail" },
 				},
 			},

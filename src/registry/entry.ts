@@ -2,7 +2,7 @@
 export interface PieceRef {
 	/** The space's DID (`did:key:z…`). */
 	space: string;
-	/** The piece id (`fid1:…` or a legacy `baed…` CID, stored without an `of:` prefix). */
+	/** The piece id (`fid1:…`, stored without the URI spelling's `of:`). */
 	pieceId: string;
 }
 

@@ -3,11 +3,11 @@ import type { PieceRef } from "./entry";
 
 /**
  * KV key schema (docs/kv-schema.md): `piece/<shard>/<space>/<pieceId>`. `/` never occurs in a
- * did:key (base58) nor in a piece id (base64url or base32), so it separates the parts
+ * did:key (base58) nor in a piece id (base64url), so it separates the parts
  * unambiguously. The shard (two hex digits) is a hash of the space, so one space's pieces
  * share one prefix (`piece/<shard>/<space>/` lists a space) and the registry splits into
  * SHARD_COUNT prefixes a fan-out can list independently. Keys stay far below KV's 512-byte
- * limit: ids are length-checked at validation (longest key 198 bytes).
+ * limit: ids are length-checked at validation (longest key 187 bytes).
  */
 export const PIECE_PREFIX = "piece/";
 

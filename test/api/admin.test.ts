@@ -2,7 +2,7 @@ import { base58, base64urlnopad } from "@scure/base";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { putLastTick, type TickSummary } from "../../src/registry/store";
-import { T0, admin, call, eventually, newLegacyPieceId, newPieceId, newSpace, piecePath, registerPiece, runCount, seedPiece } from "../helpers";
+import { T0, admin, call, eventually, newPieceId, newSpace, piecePath, registerPiece, runCount, seedPiece } from "../helpers";
 import { LIST, type ListPage, type Outcome, getEntry, list, read, sleep } from "./client";
 
 interface Health {
@@ -214,7 +214,7 @@ describe("GET /api/integrations/bg (list)", () => {
 		const b = newSpace();
 		// A space whose DID extends `a`'s: must not show up under `a`.
 		const longer = `${a}Q`;
-		const aIds = [newPieceId(), newLegacyPieceId()];
+		const aIds = [newPieceId(), newPieceId()];
 		for (const pieceId of aIds) await seedPiece({ space: a, pieceId });
 		const bEntry = await seedPiece({ space: b });
 		const longerEntry = await seedPiece({ space: longer });
@@ -311,7 +311,7 @@ describe("PATCH /api/integrations/bg/:space/:pieceId", () => {
 	});
 
 	it("accepts the body as text/plain and with the of: spelling in the path", async () => {
-		const legacy = newLegacyPieceId();
+		const legacy = newPieceId();
 		const seeded = await seedPiece({ pieceId: legacy });
 		const response = await patch(seeded.space, `of:${legacy}`, JSON.stringify({ enabled: false }), {});
 		expect(response.status).toBe(200);
@@ -372,8 +372,8 @@ describe("DELETE /api/integrations/bg/:space/:pieceId", () => {
 		expect((await getEntry(space, kept.pieceId)).pieceId).toBe(kept.pieceId);
 	});
 
-	it("deletes a legacy piece through either spelling", async () => {
-		const legacy = newLegacyPieceId();
+	it("deletes a piece through either spelling", async () => {
+		const legacy = newPieceId();
 		const seeded = await seedPiece({ pieceId: legacy });
 		expect((await admin(piecePath(seeded.space, `of:${legacy}`), { method: "DELETE" })).status).toBe(200);
 		await expectError(await call(piecePath(seeded.space, legacy)), 404);

@@ -200,10 +200,9 @@ describe("POST /api/integrations/bg: upsert on (space, pieceId)", () => {
 		expect(listed[0]?.disabledAt).toBe(0);
 	});
 
-	it("treats the legacy of:baed… and baed… spellings as one piece", async () => {
+	it("treats the of:fid1:… and fid1:… spellings as one piece", async () => {
 		const space = newSpace();
-		const legacy = newLegacyPieceId();
-		expect(legacy).toMatch(/^baed[a-z2-7]{55}$/);
+		const legacy = newPieceId();
 
 		const first = await registerPiece({ space, pieceId: `of:${legacy}`, integration: "counter" });
 		expect(first.status).toBe(200);
@@ -215,7 +214,7 @@ describe("POST /api/integrations/bg: upsert on (space, pieceId)", () => {
 		const listed = await listSpace(space);
 		expect(listed.map((piece) => piece.pieceId)).toEqual([legacy]);
 		expect(listed[0]?.integration).toBe("gmail");
-		// Both spellings find the same entry, stored without the prefix.
+		// Both spellings find the same entry, stored without the URI prefix.
 		const bare = await getEntry(space, legacy);
 		const prefixed = await getEntry(space, `of:${legacy}`);
 		expect(bare.pieceId).toBe(legacy);
@@ -241,9 +240,9 @@ describe("POST /api/integrations/bg: upsert on (space, pieceId)", () => {
 		expect(await runCount(body)).toBe(1);
 	});
 
-	it("keeps concurrent registrations in both legacy spellings as one entry", async () => {
+	it("keeps concurrent registrations in both spellings as one entry", async () => {
 		const space = newSpace();
-		const legacy = newLegacyPieceId();
+		const legacy = newPieceId();
 		const responses = await Promise.all(
 			Array.from({ length: 10 }, (_, i) => registerPiece({ space, pieceId: i % 2 ? legacy : `of:${legacy}`, integration: "counter" })),
 		);
@@ -480,7 +479,7 @@ describe("GET /api/integrations/bg/:space/:pieceId", () => {
 		const space = newSpace();
 		const body = fields({ space }) as { space: string; pieceId: string; integration: string };
 		expect((await registerPiece(body)).status).toBe(200);
-		for (const path of [piecePath(space, newPieceId()), piecePath(newSpace(), body.pieceId), piecePath(space, newLegacyPieceId())]) {
+		for (const path of [piecePath(space, newPieceId()), piecePath(newSpace(), body.pieceId), piecePath(space, `of:${newPieceId()}`)]) {
 			const response = await call(path);
 			expect(response.status, path).toBe(404);
 			const result = await read<Outcome>(response);
@@ -498,6 +497,8 @@ describe("GET /api/integrations/bg/:space/:pieceId", () => {
 			piecePath(space, "fid1:short"),
 			piecePath(space, "not-a-piece"),
 			piecePath(space, `${newLegacyPieceId()}x`),
+			piecePath(space, newLegacyPieceId()),
+			piecePath(space, `computed:${pieceId}`),
 			`${REGISTER}/${space}/${pieceId.slice(0, -1)}%E0%A4%A`,
 			`${REGISTER}/%ZZ${space}/${pieceId}`,
 		]) {

@@ -31,6 +31,8 @@ const BAD_PIECE_IDS: unknown[] = [
 	null, false, 42, [], {}, ["fid1:x"], { id: "fid1:x" }, "", "fid1:", `fid1:${"a".repeat(42)}`, `fid1:${"a".repeat(44)}`,
 	`fid1:${"a".repeat(42)}+`, `fid1:${"a".repeat(42)}/`, `fid1:${"a".repeat(42)}=`, `FID1:${"a".repeat(43)}`, `fid2:${"a".repeat(43)}`,
 	`baed${"a".repeat(54)}`, `baed${"a".repeat(56)}`, `baed${"a".repeat(54)}1`, `of:of:baed${"a".repeat(55)}`, `xx:baed${"a".repeat(55)}`,
+	// Legacy CIDs (no longer run) and kinded ids (values, not pieces), in every spelling.
+	`baed${"a".repeat(55)}`, `of:baed${"a".repeat(55)}`, `computed:fid1:${"a".repeat(43)}`, `data:fid1:${"a".repeat(43)}`, `of:of:fid1:${"a".repeat(43)}`, `of:computed:fid1:${"a".repeat(43)}`,
 	`fid1:${"a".repeat(42)}\u0000`, `fid1:${"é".repeat(43)}`, "x".repeat(60_000), "constructor", "../../../../etc/passwd",
 ];
 

@@ -11,7 +11,7 @@ import { pieceState } from "../../src/policy/state";
 import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
-import { T0, newLegacyPieceId, newPieceId, newSpace } from "../helpers";
+import { T0, newPieceId, newSpace } from "../helpers";
 
 const encoder = new TextEncoder();
 const utf8Length = (text: string): number => encoder.encode(text).length;
@@ -291,10 +291,10 @@ describe("withEnabled", () => {
 });
 
 describe("registry keys", () => {
-	it("round-trips a fid1 piece and a legacy piece", () => {
+	it("round-trips fid1 pieces", () => {
 		for (const ref of [
 			{ space: newSpace(), pieceId: newPieceId() },
-			{ space: newSpace(), pieceId: newLegacyPieceId() },
+			{ space: newSpace(), pieceId: `fid1:${"-_".repeat(21)}A` },
 		]) {
 			const key = pieceKey(ref);
 			expect(key).toBe(`${shardPrefix(shardOf(ref.space))}${ref.space}/${ref.pieceId}`);
@@ -336,7 +336,7 @@ describe("registry keys", () => {
 		const perShard = new Array<number>(SHARD_COUNT).fill(0);
 		const spaces = Array.from({ length: 3_200 }, () => newSpace());
 		for (const space of spaces) {
-			const keys = [pieceKey({ space, pieceId: newPieceId() }), pieceKey({ space, pieceId: newLegacyPieceId() })];
+			const keys = [pieceKey({ space, pieceId: newPieceId() }), pieceKey({ space, pieceId: newPieceId() })];
 			for (const key of keys) {
 				const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s).filter((s) => key.startsWith(shardPrefix(s)));
 				expect(shards).toEqual([shardOf(space)]);
@@ -523,7 +523,7 @@ describe("groupByPiece", () => {
 describe("KV key length", () => {
 	it("stays within KV's 512-byte key limit for the longest ids validation accepts", () => {
 		const space = `did:key:z${"z".repeat(120)}`;
-		const pieceId = newLegacyPieceId();
+		const pieceId = newPieceId();
 		expect(registrationSchema.safeParse({ space, pieceId, integration: "x" }).success).toBe(true);
 		expect(new TextEncoder().encode(pieceKey({ space, pieceId })).length).toBeLessThanOrEqual(512);
 		// One character more is refused, so no longer key can be built.

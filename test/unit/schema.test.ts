@@ -30,17 +30,8 @@ describe("registrationSchema: accepts", () => {
 		expect(problem({ ...valid(), space })).toBeNull();
 	});
 
-	it("a legacy 59-character baed… id", () => {
-		const pieceId = newLegacyPieceId();
-		expect(pieceId).toMatch(/^baed/);
-		expect(pieceId).toHaveLength(59);
-		const result = registrationSchema.safeParse({ ...valid(), pieceId });
-		expect(result.success).toBe(true);
-		expect(result.data?.pieceId).toBe(pieceId);
-	});
-
-	it("an of:baed… id, normalised to the bare CID", () => {
-		const pieceId = newLegacyPieceId();
+	it("an of:fid1:… id (the URI spelling), normalised to the bare id", () => {
+		const pieceId = newPieceId();
 		const result = registrationSchema.safeParse({ ...valid(), pieceId: `of:${pieceId}` });
 		expect(result.success).toBe(true);
 		expect(result.data?.pieceId).toBe(pieceId);
@@ -120,13 +111,24 @@ describe("registrationSchema: rejects, with a useful message", () => {
 		["a /", `fid1:${"A".repeat(42)}/`],
 		["padding", `fid1:${"A".repeat(42)}=`],
 		["another prefix", `fid2:${"A".repeat(43)}`],
-		["a 58-character legacy CID", `baed${"a".repeat(54)}`],
-		["a 60-character legacy CID", `baed${"a".repeat(56)}`],
 		["an uppercase legacy CID", `baed${"A".repeat(55)}`],
-		["of: before a fid1 id", `of:fid1:${"A".repeat(43)}`],
+		["of: twice", `of:of:fid1:${"A".repeat(43)}`],
 		["empty", ""],
 	])("a pieceId with %s", (_, pieceId) => {
 		expect(problem({ ...valid(), pieceId })).toMatch(/^pieceId must be a piece id/);
+	});
+
+	it.each([
+		["computed", `computed:fid1:${"A".repeat(43)}`],
+		["data", `data:fid1:${"B".repeat(43)}`],
+	])("a kinded id (%s:fid1:…) is refused by name", (kind, pieceId) => {
+		expect(problem({ ...valid(), pieceId })).toBe(`pieceId is a kinded id (${kind}:fid1:…), which names a value, not a piece: register the piece's own id (fid1:… or of:fid1:…)`);
+	});
+
+	it("a legacy baed… CID, in either spelling, is refused: the runner no longer runs it", () => {
+		const legacy = newLegacyPieceId();
+		expect(legacy).toMatch(/^baed[a-z2-7]{55}$/);
+		for (const pieceId of [legacy, `of:${legacy}`, `baed${"a".repeat(54)}`, `baed${"a".repeat(56)}`]) expect(problem({ ...valid(), pieceId })).toMatch(/^pieceId is a legacy CID \(baed…\), which Common Fabric's runner no longer runs/);
 	});
 
 	it.each([
@@ -188,10 +190,10 @@ describe("runMessageSchema", () => {
 		expect(runMessageSchema.parse(JSON.parse(JSON.stringify(message)))).toEqual(message);
 	});
 
-	it("normalises an of: legacy piece id", () => {
-		const legacy = newLegacyPieceId();
-		const message = tickMessage({ ...piece, pieceId: `of:${legacy}` }, T0);
-		expect(runMessageSchema.parse(message).pieceId).toBe(legacy);
+	it("normalises an of:fid1: piece id", () => {
+		const id = newPieceId();
+		const message = tickMessage({ ...piece, pieceId: `of:${id}` }, T0);
+		expect(runMessageSchema.parse(message).pieceId).toBe(id);
 	});
 
 	it.each(["v", "kind", "space", "pieceId", "integration", "runId", "scheduledTime"])("rejects a message without %s", (field) => {
