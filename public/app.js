@@ -243,6 +243,7 @@ async function showDetail(piece) {
 		["Status", entry.status],
 		["Failures", entry.failures],
 		["Last run", lastRunText(entry).text],
+		["Last success", entry.lastSuccessAt ? relative(entry.lastSuccessAt) : "never"],
 		["Next run", nextRunText(entry)],
 		["Registered", new Date(entry.createdAt).toLocaleString()],
 		["Last error", entry.lastError || "—"],

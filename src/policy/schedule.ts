@@ -69,8 +69,9 @@ export interface RunContext {
 }
 
 /**
- * The entry after a run: the replaced service's policy, except that a runtime outage
- * changes nothing but the status. Pure: the caller stores the result.
+ * The entry after a run: the replaced service's policy (`lastRun` stamped on every attempt the
+ * runtime answered, success or failure), except that a runtime outage changes nothing but the
+ * status: that run did not happen. Pure: the caller stores the result.
  */
 export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunContext): { entry: PieceEntry; event: RunEvent } {
 	const base = { ...entry, lastRunId: run.runId, lastDurationMs: run.durationMs };
@@ -78,11 +79,11 @@ export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunCon
 		case "ok":
 			return {
 				event: "success",
-				entry: { ...base, status: "Success", lastRun: run.now, failures: 0, unavailableSince: 0, nextRunAt: run.scheduledTime + PERIOD_MS },
+				entry: { ...base, status: "Success", lastRun: run.now, lastSuccessAt: run.now, failures: 0, unavailableSince: 0, nextRunAt: run.scheduledTime + PERIOD_MS },
 			};
 		case "failed": {
 			const failures = entry.failures + 1;
-			const failed = { ...base, failures, lastError: outcome.error, unavailableSince: 0, lastFailureAt: run.now };
+			const failed = { ...base, failures, lastRun: run.now, lastError: outcome.error, unavailableSince: 0, lastFailureAt: run.now };
 			if (failures >= MAX_CONSECUTIVE_FAILURES) {
 				return { event: "disabled", entry: { ...failed, disabledAt: run.now, status: `Disabled: ${outcome.error}` } };
 			}
@@ -108,6 +109,7 @@ export function registered(existing: PieceEntry | null, fields: Pick<PieceEntry,
 			updatedAt: now,
 			disabledAt: 0,
 			lastRun: 0,
+			lastSuccessAt: 0,
 			status: "Initializing",
 			failures: 0,
 			nextRunAt: 0,

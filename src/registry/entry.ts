@@ -18,7 +18,7 @@ export interface PieceEntry extends PieceRef {
 	updatedAt: number;
 	/** When it was disabled; 0 while enabled. */
 	disabledAt: number;
-	/** When its last successful run finished; 0 before the first success. */
+	/** When its last run the runtime answered finished, success or failure (the replaced service's meaning); 0 before the first. */
 	lastRun: number;
 	/** Human-readable state: `Success`, the last error, `Disabled: …`, `Initializing`, … */
 	status: string;
@@ -36,6 +36,8 @@ export interface PieceEntry extends PieceRef {
 	unavailableSince: number;
 	/** When the piece last failed; 0 if never. (Absent from entries written before it existed.) */
 	lastFailureAt?: number;
+	/** When its last successful run finished; 0 if never. (Absent from entries written before it existed.) */
+	lastSuccessAt?: number;
 	/** The recorded runs, oldest first, at most RUN_HISTORY_LENGTH (src/policy/history.ts). */
 	history?: RunRecord[];
 }
@@ -61,5 +63,5 @@ export interface RunRecord {
  */
 export type PieceSummary = Pick<
 	PieceEntry,
-	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt"
+	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt" | "lastSuccessAt"
 >;

@@ -66,6 +66,7 @@ export function summarise(entry: PieceEntry): PieceSummary {
 		failures: entry.failures,
 		nextRunAt: entry.nextRunAt,
 		lastFailureAt: entry.lastFailureAt ?? 0,
+		lastSuccessAt: entry.lastSuccessAt ?? 0,
 	};
 	while (utf8Length(JSON.stringify(summary)) > KV_METADATA_LIMIT) {
 		summary.status = clipText(summary.status, Math.floor(Array.from(summary.status).length / 2));

@@ -99,7 +99,9 @@ describe("applyOutcome: the replaced service's policy", () => {
 		expect(after.lastError).toBe("boom");
 		expect(after.nextRunAt).toBe(T0 + 120_000);
 		expect(after.disabledAt).toBe(0);
-		expect(after.lastRun).toBe(before.lastRun);
+		// lastRun is stamped on every attempt, as the replaced service did; the last success stays.
+		expect(after.lastRun).toBe(T0 + 900);
+		expect(after.lastSuccessAt).toBe(before.lastSuccessAt);
 		expect(after.lastRunId).toBe("tick:1");
 		expect(after.lastDurationMs).toBe(900);
 	});
@@ -145,6 +147,7 @@ describe("applyOutcome: the replaced service's policy", () => {
 		expect(after.failures).toBe(0);
 		expect(after.status).toBe("Success");
 		expect(after.lastRun).toBe(now);
+		expect(after.lastSuccessAt).toBe(now);
 		expect(after.nextRunAt).toBe(T0 + 60_000);
 		expect(after.unavailableSince).toBe(0);
 		expect(after.lastRunId).toBe("tick:ok");
@@ -370,9 +373,10 @@ describe("summarise", () => {
 			failures: 1,
 			nextRunAt: piece.nextRunAt,
 			lastFailureAt: 77,
+			lastSuccessAt: 0,
 		});
-		// An entry written before lastFailureAt existed lists as 0; history never reaches metadata.
-		expect(summarise({ ...piece, lastFailureAt: undefined })).toMatchObject({ lastFailureAt: 0 });
+		// An entry written before lastFailureAt or lastSuccessAt existed lists them as 0; history never reaches metadata.
+		expect(summarise({ ...piece, lastFailureAt: undefined, lastSuccessAt: undefined })).toMatchObject({ lastFailureAt: 0, lastSuccessAt: 0 });
 	});
 
 	it("keeps a short status whole and clips a long one with an ellipsis", () => {
