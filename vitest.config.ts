@@ -66,7 +66,7 @@ export default defineConfig({
 									modules: true,
 									scriptPath: REFERENCE_RUNTIME,
 									compatibilityDate: "2026-08-22",
-									bindings: { SLOW_PIECE_MS: "1500", RUN_LIMIT_MS: "300", ALLOWED_SIGNERS: SERVICE_DID, RUNTIME_PASS, REPORT_FLUSH_MS: "50", LOG_RUNS: "false" },
+									bindings: { SLOW_PIECE_MS: "1500", RUN_LIMIT_MS: "300", ALLOWED_SIGNERS: SERVICE_DID, RUNTIME_PASS, REPORT_FLUSH_MS: "50", LOG_RUNS: "false", ASYNC_PIECE_MS: "200" },
 									// Its reports (fetches to REPORT_URL) go to the relay.
 									outboundService: "report-relay",
 								},

@@ -5,10 +5,11 @@
  * (examples.ts):
  *   counter      succeeds and counts its runs (also any integration not listed here)
  *   fail         the piece raises an error
- *   slow         takes SLOW_PIECE_MS, outlasting the scheduler's timeout; a run of it that
- *                arrives while the last is still going is refused as busy
+ *   slow         takes SLOW_PIECE_MS, outlasting the scheduler's timeout
+ *   async        its handler returns at once, its work takes ASYNC_PIECE_MS; answered when done
  *   unavailable  the runtime is unavailable
  *   missing      the piece has no bgUpdater
+ * One run at a time per space: a run for a space busy with a slow or async run is busy.
  */
 import { countOf, type ExampleEnv } from "./examples";
 import { runV1 } from "./v1";
@@ -34,7 +35,7 @@ export default {
 				run: "POST /v1/run",
 				dispatch: "POST /v2/runs",
 				reportSigner: (await runtimeIdentity(env)).did,
-				examples: ["counter", "fail", "slow", "unavailable", "missing"],
+				examples: ["counter", "fail", "slow", "async", "unavailable", "missing"],
 			});
 		}
 		// Like any web server's miss: plain text, so a scheduler pointed at a wrong path sees no

@@ -27,7 +27,7 @@ export async function runV1(request: Request, env: ExampleEnv & { ALLOWED_SIGNER
 		setTimeout(resolve, Number(env.RUN_LIMIT_MS ?? 600_000) + 1_000);
 		request.signal.addEventListener("abort", () => resolve(), { once: true });
 	});
-	const outcome = precheck(integration, piece, env) ?? (await runExample(integration, piece, runId, env, stop));
+	const outcome = precheck(integration, { space, pieceId }, env) ?? (await runExample(integration, { space, pieceId }, runId, env, stop));
 	// Nobody reads this (the scheduler has given up); if anyone did, it is the runtime's, not the piece's.
 	if (!outcome) return answer({ error: "the scheduler stopped waiting" }, 503);
 	switch (outcome.kind) {

@@ -3,7 +3,7 @@ import { HEADERS, utf8 } from "../../src/runtime/protocol";
 import { MAX_BATCH_RUNS, PROTOCOL_V2, type DispatchedRun, type RunAck, type RunReport } from "../../src/runtime/protocol-v2";
 import { signedHeaders } from "../../src/runtime/sign";
 import { verifyDispatch } from "../../src/runtime/verify";
-import { allowList, logRunTaken, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
+import { RUNNER_TIMEOUT_ERROR, allowList, logRunTaken, precheck, runExample, seenBefore, type ExampleEnv } from "./examples";
 
 /** The reference runtime's settings for protocol 2. */
 export interface V2Env extends ExampleEnv {
@@ -45,7 +45,7 @@ export async function dispatchV2(request: Request, env: V2Env, ctx: ExecutionCon
 		// A liveness probe: acknowledge it, run nothing, report nothing.
 		if (run.probe) return { runId: run.runId, status: "accepted" };
 		const piece = `${run.space}/${run.pieceId}`;
-		const early = precheck(run.integration, piece, env);
+		const early = precheck(run.integration, run, env);
 		if (early?.kind === "busy") return { runId: run.runId, status: "busy", busy: early.busy };
 		if (early?.kind === "failed") return { runId: run.runId, status: "failed", error: early.error };
 		if (early?.kind === "unavailable") return { runId: run.runId, status: "refused", error: early.error };
@@ -61,11 +61,11 @@ async function execute(run: DispatchedRun, reportTo: string, timeoutMs: number, 
 	const started = Date.now();
 	// The runtime enforces the run's limit itself: past it, the run is stopped and reported as timed out.
 	const limit = new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Number(timeoutMs) || 600_000)));
-	const outcome = await runExample(run.integration, `${run.space}/${run.pieceId}`, run.runId, env, limit);
+	const outcome = await runExample(run.integration, run, run.runId, env, limit);
 	const durationMs = Date.now() - started;
 	const report: RunReport =
 		outcome === null
-			? { ticket: run.ticket, runId: run.runId, outcome: "failed", error: `timed out after ${timeoutMs} ms`, durationMs }
+			? { ticket: run.ticket, runId: run.runId, outcome: "failed", error: RUNNER_TIMEOUT_ERROR, durationMs }
 			: outcome.kind === "ok"
 				? { ticket: run.ticket, runId: run.runId, outcome: "ok", durationMs }
 				: { ticket: run.ticket, runId: run.runId, outcome: "failed", error: outcome.error, durationMs };

@@ -104,7 +104,7 @@ describe("protocol 2: a healthy runtime with one piece that hangs", () => {
 			// The runtime forgets a stopped run after RUN_LIMIT_MS (300 ms): the next is not busy.
 			await new Promise((resolve) => setTimeout(resolve, 350));
 		}
-		expect(await getEntry(env, hanging)).toMatchObject({ failures: 3, status: "Disabled: timed out after 300 ms" });
+		expect(await getEntry(env, hanging)).toMatchObject({ failures: 3, status: "Disabled: Worker timed out." });
 		for (const entry of await entries(healthy)) expect(entry).toMatchObject({ status: "Success", failures: 0, disabledAt: 0 });
 	});
 });

@@ -73,7 +73,7 @@ describe("consumer: outcome classes", () => {
 	it("no bgUpdater (404) counts as the piece's failure", async () => {
 		const piece = await seedPiece({ integration: "missing" });
 		await deliver([tickMessage(piece, T0)]);
-		expect(await entryOf(piece)).toMatchObject({ failures: 1, status: "piece has no bgUpdater stream" });
+		expect(await entryOf(piece)).toMatchObject({ failures: 1, status: `Error: No updater stream found for piece: ${piece.pieceId}` });
 	});
 
 	it("timeout counts as the piece's failure and says so", async () => {

@@ -45,7 +45,7 @@ describe("protocol 2: dispatch, acknowledge, report", () => {
 		// Every message is acked or retried by the time the batch ends; none waits for its run.
 		expect(result.explicitAcks.length + result.retryMessages.length).toBe(5);
 		// Known at once: no bgUpdater (failed), the runtime refusing (unavailable).
-		expect(await getEntry(env, missing!)).toMatchObject({ failures: 1, status: "piece has no bgUpdater stream" });
+		expect(await getEntry(env, missing!)).toMatchObject({ failures: 1, status: `Error: No updater stream found for piece: ${missing!.pieceId}` });
 		expect((await getEntry(env, down!))!.status).toMatch(/^Runtime unavailable since .*runtime refused the run: example outage/);
 		expect(await getEntry(env, counter!)).toMatchObject({ status: "Initializing", lastRun: 0 });
 
@@ -55,7 +55,7 @@ describe("protocol 2: dispatch, acknowledge, report", () => {
 		expect(answers.flatMap((a) => a.body.results!.map((r) => r.status))).toEqual(["recorded", "recorded", "recorded"]);
 		expect(await getEntry(env, counter!)).toMatchObject({ status: "Success", failures: 0, nextRunAt: T0 + PERIOD_MS });
 		expect(await getEntry(env, fail!)).toMatchObject({ status: "example failure: the fail piece raised an error", failures: 1 });
-		expect(await getEntry(env, slow!)).toMatchObject({ status: "timed out after 300 ms", failures: 1 });
+		expect(await getEntry(env, slow!)).toMatchObject({ status: "Worker timed out.", failures: 1 });
 		expect(await runCount(counter!)).toBe(1);
 	});
 

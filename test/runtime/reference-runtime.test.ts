@@ -68,3 +68,35 @@ describe("reference runtime: refuses anyone but the service, and replays", async
 		expect((await send(service, { ...payload, attempt: 2 })).status).toBe(200);
 	});
 });
+
+describe("reference runtime: behaves as Common Fabric's runner where that is a fact of the runner", async () => {
+	const service = await identityFromPassphrase(env.OPERATOR_PASS!);
+
+	it("answers an async updater only once its work is done (the runner waits until idle)", async () => {
+		const started = Date.now();
+		const answer = await send(service, body({ integration: "async" }));
+		// ASYNC_PIECE_MS is 200 in the tests: the handler returned at once, its work took 200 ms.
+		expect(answer).toMatchObject({ status: 200, json: { ok: true } });
+		expect(Date.now() - started).toBeGreaterThanOrEqual(195);
+		expect((answer.json as { waitedForIdleMs?: number }).waitedForIdleMs).toBeGreaterThanOrEqual(195);
+	});
+
+	it("runs one piece at a time per space: a run for a busy space is busy, never the piece's failure", async () => {
+		const space = newSpace();
+		const first = send(service, body({ space, integration: "async" }));
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		const sameSpace = await send(service, body({ space, integration: "counter" }));
+		expect(sameSpace).toMatchObject({ status: 409, json: { error: "busy" } });
+		expect((sameSpace.json as { busy?: { runId: string } }).busy?.runId).toMatch(/^manual:/);
+		const otherSpace = await send(service, body({ integration: "counter" }));
+		expect(otherSpace).toMatchObject({ status: 200, json: { ok: true } });
+		expect((await first).status).toBe(200);
+		// The space is free again.
+		expect(await send(service, body({ space, integration: "counter" }))).toMatchObject({ status: 200 });
+	});
+
+	it("says what the runner says of a piece without a bgUpdater", async () => {
+		const payload = body({ integration: "missing" });
+		expect(await send(service, payload)).toMatchObject({ status: 404, json: { error: `Error: No updater stream found for piece: ${payload.pieceId}` } });
+	});
+});
