@@ -1,4 +1,4 @@
-import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, pauseUntil, type ConsumerEnv } from "./delivery";
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, pauseUntil, type ConsumerEnv } from "./delivery";
 import { handleDispatchBatch } from "./dispatch";
 import { logError, logEvent } from "./log";
 import { resolveAnswer } from "./policy/outcome";
@@ -9,8 +9,6 @@ import { PROBE_TIMEOUT_MS, probeRuntime, runPiece, runTimeoutMs } from "./runtim
 import { runtimeProtocol } from "./runtime/dispatch";
 import type { RunMessage } from "./schema";
 import { forEachLimit } from "./util/limit";
-
-export { groupByPiece, type ConsumerEnv };
 
 /*
  * Per invocation (protocol 1), a batch of 100 (wrangler.toml) costs at most 100 × 3 = 300 KV
@@ -95,12 +93,10 @@ export async function handleMessage(body: unknown, attempts: number, env: Consum
 
 	const started = Date.now();
 	const { outcome, durationMs } = await runPiece(env, message, attempts);
-	// A protocol 1 runtime answers when the run is done; it never acknowledges.
-	if (outcome.kind === "accepted") return "ran";
 	// Silence is the piece's, and a replay refusal a duplicate, only if the runtime answers a
 	// liveness probe (src/policy/outcome.ts); no other answer sends one.
 	const answer = await resolveAnswer(outcome, () => invocation.probe(started));
-	const recorded = await recordAnswer(env, invocation, message, answer, { attempts, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS });
+	const recorded = await recordAnswer(env, invocation, message, answer, { attempts, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES) });
 	if (recorded.kind === "dropped") return "dropped";
 	logRun(recorded.event, message, recorded.entry?.failures ?? 0, durationMs, recorded.error);
 	return recorded.retry ? "retry" : recorded.event === "unavailable" ? "dropped" : "ran";

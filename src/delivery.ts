@@ -24,12 +24,6 @@ export type ConsumerEnv = Pick<Env, "REGISTRY" | "RUNTIME" | "PIECE_RUNTIME_URL"
  */
 export const MAX_CONCURRENT_RUNS = 6;
 
-/**
- * How often a run is retried while the runtime is unavailable before it waits for the next
- * tick instead; the piece stays due, so the next tick dispatches it again. Kept below the
- * queue's max_retries (3) so outages never fill the dead-letter queue.
- */
-export const UNAVAILABLE_ATTEMPTS = 2;
 /** Wait before retrying a run the runtime could not take. */
 export const UNAVAILABLE_RETRY_SECONDS = 15;
 /** Wait before retrying a message whose handling crashed. */

@@ -1,4 +1,4 @@
-import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, type ConsumerEnv } from "./delivery";
+import { CRASH_RETRY_SECONDS, MAX_CONCURRENT_RUNS, UNAVAILABLE_RETRY_SECONDS, admitted, groupByPiece, type ConsumerEnv } from "./delivery";
 import { logError, logEvent } from "./log";
 import { resolveAnswer } from "./policy/outcome";
 import { heartbeatMs } from "./policy/record";
@@ -74,7 +74,7 @@ export async function handleDispatchBatch(batch: MessageBatch<unknown>, env: Con
 				return delivery.ack();
 			}
 			const answer = await resolveAnswer(outcome, () => invocation.probe(started));
-			const recorded = await recordAnswer(env, invocation, message, answer, { attempts: attempt, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES), unavailableAttempts: UNAVAILABLE_ATTEMPTS });
+			const recorded = await recordAnswer(env, invocation, message, answer, { attempts: attempt, started, durationMs, heartbeat: heartbeatMs(env.HEARTBEAT_MINUTES) });
 			if (recorded.kind === "recorded") logRun(recorded.event, message, recorded.entry?.failures ?? 0, durationMs, recorded.error);
 			if (recorded.kind === "recorded" && recorded.retry) {
 				// A runtime that asks for time (429 or 503 with Retry-After) gets it, up to 5 minutes.

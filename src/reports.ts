@@ -9,7 +9,7 @@ import { HEADERS } from "./runtime/protocol";
 import { MAX_V2_BODY_BYTES, PROTOCOL_V2, type ReportResult, type RunReport } from "./runtime/protocol-v2";
 import { readTicket } from "./runtime/ticket";
 import { DEFAULT_MAX_SKEW_MS, verifyReport } from "./runtime/verify";
-import { MAX_CONCURRENT_RUNS, UNAVAILABLE_ATTEMPTS } from "./delivery";
+import { MAX_CONCURRENT_RUNS } from "./delivery";
 import { forEachLimit } from "./util/limit";
 
 /** The bindings the report route needs. */
@@ -62,7 +62,7 @@ export async function receiveReports(request: Request, env: ReportsEnv): Promise
 	if (Number(request.headers.get("content-length")) > MAX_V2_BODY_BYTES) return answer({ error: "body too large" }, 413);
 	const verified = await verifyReport(request, { allowedSigners: runtimeSigners(env), seenBefore });
 	if (!verified.ok) {
-		logEvent("report-refused", { error: verified.error, signer: clip(request.headers.get(HEADERS.signer) ?? "").slice(0, 120) });
+		logEvent("report-refused", { error: verified.error, signer: (request.headers.get(HEADERS.signer) ?? "").slice(0, 120) });
 		return answer({ error: verified.error }, 401);
 	}
 	const context: Context = {
@@ -116,7 +116,6 @@ async function recordReport(report: RunReport, { env, identity, invocation, hear
 		started: ticket.dispatchedAt,
 		durationMs,
 		heartbeat,
-		unavailableAttempts: UNAVAILABLE_ATTEMPTS,
 	});
 	if (recorded.kind === "dropped") return { result: { runId, status: "dropped" } };
 	if (recorded.event === "success") return { result: { runId, status: "recorded" }, success: successLine(message) };

@@ -1,4 +1,5 @@
 import type { PieceEntry } from "../registry/entry";
+import { KV_WRITE_INTERVAL_MS } from "../registry/keys";
 import type { RunMessage } from "../schema";
 import { withRun } from "./history";
 import type { Answer, RunOutcome } from "./outcome";
@@ -15,8 +16,12 @@ import { applyOutcome, type RunEvent } from "./schedule";
 /** What to do with a message before its run. */
 export type Admission = { status: "drop"; reason: string } | { status: "read" } | { status: "run"; notBefore: number };
 
-/** KV takes at most one write per second per key. */
-const WRITE_INTERVAL_MS = 1000;
+/**
+ * How often a run is retried while the runtime is unavailable before it waits for the next
+ * tick instead; the piece stays due, so the next tick dispatches it again. Kept below the
+ * queue's max_retries (3) so outages never fill the dead-letter queue.
+ */
+export const UNAVAILABLE_ATTEMPTS = 2;
 
 /**
  * Before the run: drop a stale message; run a tick's steady piece on the tick's snapshot
@@ -29,11 +34,11 @@ export function admit(message: RunMessage, attempts: number, now: number, entry:
 	if (isStale(message, now)) return { status: "drop", reason: "stale: its piece's next tick message is due" };
 	if (entry === undefined) {
 		if (!trustsSnapshot(message, attempts)) return { status: "read" };
-		return { status: "run", notBefore: (message.seen?.updatedAt ?? 0) + WRITE_INTERVAL_MS };
+		return { status: "run", notBefore: (message.seen?.updatedAt ?? 0) + KV_WRITE_INTERVAL_MS };
 	}
 	const reason = dropReason(entry, message);
 	if (reason) return { status: "drop", reason };
-	return { status: "run", notBefore: entry!.updatedAt + WRITE_INTERVAL_MS };
+	return { status: "run", notBefore: entry!.updatedAt + KV_WRITE_INTERVAL_MS };
 }
 
 /** What the run's outcome calls for, once it is known. */
@@ -51,8 +56,6 @@ export interface Finished {
 	durationMs: number;
 	/** The lastRun heartbeat interval (src/policy/record.ts). */
 	heartbeat: number;
-	/** How often an unavailable run is retried before it is left to the next tick. */
-	unavailableAttempts: number;
 }
 
 /**
@@ -85,7 +88,7 @@ export function record(message: RunMessage, answer: Answer, run: Finished, curre
 	const { entry, event } = applyOutcome(current, outcome, { scheduledTime: message.scheduledTime, now: run.now, runId: message.runId, durationMs: run.durationMs });
 	const error = outcome.kind === "unavailable" ? outcome.reason : outcome.kind === "failed" ? outcome.error : "";
 	const write = JSON.stringify(current) !== JSON.stringify(entry) ? withRun(entry, event, run.now, run.durationMs, error) : null;
-	const retry = outcome.kind === "unavailable" && run.attempts < run.unavailableAttempts;
+	const retry = outcome.kind === "unavailable" && run.attempts < UNAVAILABLE_ATTEMPTS;
 	return done(event, error || entry.lastError, write, retry);
 }
 

@@ -59,7 +59,7 @@ export function notARuntime(status: number, what: string): Unavailable {
  * page, a catch-all app or a web server's 404 answers when PIECE_RUNTIME_URL points at the
  * wrong thing.
  */
-export function classifyResponse(status: number, body: string, version: string | null): Outcome {
+export function classifyResponse(status: number, body: string, version: string | null): Exclude<Outcome, { kind: "accepted" }> {
 	const fields = jsonObject(body);
 	const error = errorText(fields);
 	if (status === 429 || status >= 500 || status < 200 || (status >= 300 && status < 400)) {
@@ -138,7 +138,7 @@ export function unreachable(reason: string): Unavailable {
 }
 
 /** 409 `{"busy": {"runId", "since"}}`: the piece's previous run is still going. */
-function busyRun(status: number, fields: Record<string, unknown>): Outcome | null {
+function busyRun(status: number, fields: Record<string, unknown>): Extract<Outcome, { kind: "busy" }> | null {
 	const busy = fields.busy as { runId?: unknown; since?: unknown } | undefined;
 	if (status !== 409 || !busy || typeof busy !== "object" || typeof busy.runId !== "string") return null;
 	return { kind: "busy", runningRunId: clip(busy.runId), since: Number.isFinite(busy.since) ? Number(busy.since) : 0 };

@@ -18,6 +18,9 @@ export const PIECE_PREFIX = "piece/";
  */
 export const SHARD_COUNT = 16;
 
+/** KV takes at most one write per second per key: writers of one key keep this far apart. */
+export const KV_WRITE_INTERVAL_MS = 1000;
+
 /** Where the last tick's summary is kept, for health and stats. */
 export const LAST_TICK_KEY = "meta/last-tick";
 

@@ -1,7 +1,7 @@
 import type { PieceEntry, PieceRef, PieceSummary } from "./entry";
 import { clipText, utf8Length } from "../util/text";
 import { RUNTIME_HEALTH_TTL_SECONDS, type RuntimeHealth } from "../policy/runtime-health";
-import { LAST_TICK_KEY, RUNTIME_HEALTH_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
+import { KV_WRITE_INTERVAL_MS, LAST_TICK_KEY, RUNTIME_HEALTH_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
 
 /** The bindings the registry needs. */
 export type RegistryEnv = Pick<Env, "REGISTRY">;
@@ -30,8 +30,7 @@ export async function getEntry(env: RegistryEnv, ref: PieceRef): Promise<PieceEn
 	return env.REGISTRY.get<PieceEntry>(pieceKey(ref), "json");
 }
 
-/** KV takes at most one write per second per key. */
-export const KV_WRITE_INTERVAL_MS = 1000;
+export { KV_WRITE_INTERVAL_MS };
 
 /**
  * Writes a piece's entry with its summary as metadata, in one put so the two never disagree.

@@ -12,9 +12,9 @@ export type RuntimeEnv = Pick<Env, "RUNTIME" | "PIECE_RUNTIME_URL" | "RUNTIME_TI
 /** The run endpoint behind a RUNTIME service binding (the host is not used by bindings). */
 export const SERVICE_BINDING_URL = "https://runtime.internal/v1/run";
 
-/** A run's outcome and how long the runtime took. */
+/** A protocol 1 run's outcome (which is never `accepted`) and how long the runtime took. */
 export interface RunResult {
-	outcome: Outcome;
+	outcome: Exclude<Outcome, { kind: "accepted" }>;
 	durationMs: number;
 }
 
@@ -90,14 +90,19 @@ export function runBody(message: RunMessage, attempt: number): RunRequestBody {
  * began before it (src/recorder.ts).
  */
 export async function probeRuntime(env: RuntimeEnv): Promise<ProbeResult> {
-	let did: string;
-	try {
-		did = (await serviceIdentity(env)).did;
-	} catch {
-		return { alive: false, reason: "the service identity is invalid" };
-	}
+	const did = await serviceDid(env);
+	if (!did) return { alive: false, reason: "the service identity is invalid" };
 	const { outcome } = await send(env, probeBody(did, Date.now()), probeTimeoutMs(env));
 	return probeVerdict(outcome);
+}
+
+/** The service identity's did:key, or null if IDENTITY is not a valid key (never throws). */
+export async function serviceDid(env: Pick<Env, "IDENTITY" | "OPERATOR_PASS">): Promise<string | null> {
+	try {
+		return (await serviceIdentity(env)).did;
+	} catch {
+		return null;
+	}
 }
 
 /** What came back from one signed request: an answer, silence, or no connection. */

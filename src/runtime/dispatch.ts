@@ -4,7 +4,7 @@ import { misconfigured, probeVerdict, type ProbeResult } from "../policy/outcome
 import type { RunMessage } from "../schema";
 import { probeBody } from "./protocol";
 import { MAX_V2_BODY_BYTES, PROTOCOL_V2, type DispatchBody, type DispatchedRun } from "./protocol-v2";
-import { runBody, runTimeoutMs, signedPost, type RuntimeEnv } from "./client";
+import { runBody, runTimeoutMs, serviceDid, signedPost, type RuntimeEnv } from "./client";
 import { issueTicket } from "./ticket";
 
 /** The bindings a protocol 2 dispatch needs besides the runtime's. */
@@ -73,12 +73,8 @@ export async function dispatchRuns(env: DispatchEnv, items: readonly DispatchIte
  * store. Sent only to tell a duplicate from a broken store (src/policy/outcome.ts).
  */
 export async function probeV2(env: DispatchEnv): Promise<ProbeResult> {
-	let did: string;
-	try {
-		did = (await serviceIdentity(env)).did;
-	} catch {
-		return { alive: false, reason: "the service identity is invalid" };
-	}
+	const did = await serviceDid(env);
+	if (!did) return { alive: false, reason: "the service identity is invalid" };
 	const probe: DispatchedRun = { ...probeBody(did, Date.now()), ticket: "" };
 	const report = reportTarget(env);
 	const { verdict } = await send(env, { runs: [probe], reportTo: "url" in report ? report.url : "", timeoutMs: runTimeoutMs(env) }, [probe.runId]);

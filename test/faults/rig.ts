@@ -1,6 +1,7 @@
 import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { handleQueue, type ConsumerEnv } from "../../src/consumer";
+import { handleQueue } from "../../src/consumer";
+import type { ConsumerEnv } from "../../src/delivery";
 import type { PieceEntry } from "../../src/registry/entry";
 import { getEntry } from "../../src/registry/store";
 import type { RunMessage } from "../../src/schema";

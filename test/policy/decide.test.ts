@@ -15,7 +15,7 @@ function steadyEntry(overrides: Partial<PieceEntry> = {}): PieceEntry {
 }
 
 const tick = (entry: PieceEntry, time = T0) => tickMessage({ ...entry, lastFailureAt: 0 }, time, time);
-const finished = (overrides: Partial<Finished> = {}): Finished => ({ attempts: 1, started: T0 + 10, now: T0 + 2_000, durationMs: 1_990, heartbeat: HOUR, unavailableAttempts: 2, ...overrides });
+const finished = (overrides: Partial<Finished> = {}): Finished => ({ attempts: 1, started: T0 + 10, now: T0 + 2_000, durationMs: 1_990, heartbeat: HOUR, ...overrides });
 
 describe("admit: what to do with a message before its run", () => {
 	it("runs a tick's steady piece on the snapshot, without reading", () => {

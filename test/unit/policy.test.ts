@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { groupByPiece } from "../../src/consumer";
+import { groupByPiece } from "../../src/delivery";
 import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/fanout";
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { unreachable, type RunOutcome } from "../../src/policy/outcome";
