@@ -7,7 +7,8 @@ const PAGE_SIZE = 100;
 // Pieces per list request: the API's maximum. `?listPage=` lowers it (the tests use it to
 // follow the list cursor over a handful of pieces).
 const LIST_PAGE = Math.min(1000, Number(new URLSearchParams(location.search).get("listPage")) || 1000);
-const API = "/api/integrations/bg";
+// Relative URLs throughout: the dashboard works at / and under any BASE_PATH alike.
+const API = "api/integrations/bg";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const state = { pieces: [], sort: { key: "status", dir: 1 }, page: 0, stats: null };
@@ -179,7 +180,7 @@ function say(text, isError = false) {
 async function refresh() {
 	say("Loading…");
 	try {
-		const [pieces, stats] = await Promise.all([loadAllPieces((n) => say(`Loading… ${n.toLocaleString("en")} pieces`)), api("/api/stats")]);
+		const [pieces, stats] = await Promise.all([loadAllPieces((n) => say(`Loading… ${n.toLocaleString("en")} pieces`)), api("api/stats")]);
 		state.pieces = pieces;
 		state.stats = stats;
 		render();

@@ -30,11 +30,17 @@ const envFile = join(stateDir, `start-${port}.env`);
 // Protocol 2 by default, as deployed: runs go to the reference runtime's /v2/runs, which
 // reports back to this scheduler, signed with its own key (RUNTIME_PASS).
 const protocol = env.RUNTIME_PROTOCOL === "1" ? "1" : "2";
+// Everything but registration is served under BASE_PATH, as deployed on the app's origin
+// (docs/deploying-on-the-app-origin.md); read by the Worker's own code.
+const placement = (await importWorkerModule("api/base-path.ts")).basePath({ BASE_PATH: env.BASE_PATH });
+if ("problem" in placement) fail(placement.problem);
+const prefix = placement.prefix;
 const workerVars = {
 	ADMIN_TOKEN: adminToken,
 	RUNTIME_PROTOCOL: protocol,
 	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/${protocol === "2" ? "v2/runs" : "v1/run"}`,
-	REPORT_URL: env.REPORT_URL || `http://127.0.0.1:${port}/api/runtime/reports`,
+	REPORT_URL: env.REPORT_URL || `http://127.0.0.1:${port}${prefix}/api/runtime/reports`,
+	BASE_PATH: prefix,
 	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS", "HEARTBEAT_MINUTES", "RUNTIME_SIGNERS"]),
 	// A PEM key spans lines, which an env file cannot carry: pass its base64 body alone.
 	...(env.IDENTITY ? { IDENTITY: env.IDENTITY.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "") } : {}),
@@ -42,9 +48,7 @@ const workerVars = {
 
 // The reference runtime accepts runs signed by this scheduler's identity only, as a real
 // runtime should; the DID is derived by the Worker's own identity code.
-const identityModule = join(stateDir, "start", "identity.mjs");
-buildSync({ entryPoints: [join(root, "src", "identity", "ed25519.ts")], outfile: identityModule, bundle: true, platform: "node", format: "esm", logLevel: "error" });
-const { decodePkcs8, identityFromPassphrase, identityFromPkcs8, DEFAULT_OPERATOR_PASS } = await import(pathToFileURL(identityModule).href);
+const { decodePkcs8, identityFromPassphrase, identityFromPkcs8, DEFAULT_OPERATOR_PASS } = await importWorkerModule("identity/ed25519.ts");
 const serviceDid = (env.IDENTITY ? await identityFromPkcs8(decodePkcs8(env.IDENTITY)) : await identityFromPassphrase(env.OPERATOR_PASS || DEFAULT_OPERATOR_PASS)).did;
 // The reference runtime signs its reports with RUNTIME_PASS (its default is this same text);
 // the scheduler accepts reports from that DID, unless RUNTIME_SIGNERS names others.
@@ -64,9 +68,10 @@ const children = [
 	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--inspector-port", String(port + 1000), "--persist-to", persistTo, "--test-scheduled", "--env-file", envFile]),
 ];
 
-await waitFor(`${base}/api/health`);
+await waitFor(`${base}${prefix}/api/health`);
 console.log(`
   Background piece scheduler running on http://localhost:${port}
+    dashboard                    http://localhost:${port}${prefix}/${prefix ? ` (BASE_PATH; registration stays at POST /api/integrations/bg)` : ""}
     runtime                      ${env.PIECE_RUNTIME_URL ? `${env.PIECE_RUNTIME_URL} (PIECE_RUNTIME_URL; the reference harness idles on ${runtimePort})` : `reference harness on http://localhost:${runtimePort}`} (protocol ${protocol}${protocol === "2" ? `, reports accepted from ${workerVars.RUNTIME_SIGNERS}` : ""})
     admin token                  ${env.ADMIN_TOKEN ? "(from ADMIN_TOKEN)" : adminToken}
     service identity             ${serviceDid}${env.IDENTITY || env.OPERATOR_PASS ? "" : ' (default passphrase "implicit trust": development only)'}
@@ -130,6 +135,13 @@ async function waitFor(url) {
 function envFileValue(name, value) {
 	if (/["\\\r\n]/.test(value)) fail(`${name} contains a double quote, backslash or line break, which cannot be passed to wrangler dev; choose another value`);
 	return value.replaceAll("$", "\\$");
+}
+
+/** One of the Worker's own modules (TypeScript), bundled for Node, so this script computes exactly what the Worker does. */
+async function importWorkerModule(path) {
+	const outfile = join(stateDir, "start", path.replace(/\.ts$/, ".mjs"));
+	buildSync({ entryPoints: [join(root, "src", path)], outfile, bundle: true, platform: "node", format: "esm", logLevel: "error" });
+	return import(pathToFileURL(outfile).href);
 }
 
 function pick(names) {

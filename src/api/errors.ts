@@ -24,6 +24,6 @@ export function errorResponse(error: unknown, request?: Request): Response {
 }
 
 /** The answer for a route that does not exist. */
-export function notFound(): Response {
-	return json({ success: false, error: "no such route" }, { status: 404 });
+export function notFound(message = "no such route"): Response {
+	return json({ success: false, error: message }, { status: 404 });
 }

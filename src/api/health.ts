@@ -1,3 +1,4 @@
+import { basePath } from "./base-path";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
@@ -29,9 +30,14 @@ export async function health(_request: Request, env: Env) {
 	}
 	const protocol = runtimeProtocol(env);
 	if (env.RUNTIME_PROTOCOL && !["1", "2"].includes(env.RUNTIME_PROTOCOL.trim())) problems.push(`RUNTIME_PROTOCOL is "${env.RUNTIME_PROTOCOL}": it must be 1 or 2 (taken as 1)`);
+	const base = basePath(env);
+	if ("problem" in base) problems.push(`${base.problem}: only the registration route is served`);
 	if (protocol === "2") {
 		const report = reportTarget(env);
 		if ("problem" in report) problems.push(report.problem);
+		// Reports are answered under BASE_PATH like every route but registration.
+		const reportsPath = `${"prefix" in base ? base.prefix : ""}/api/runtime/reports`;
+		if ("url" in report && new URL(report.url).pathname !== reportsPath) problems.push(`REPORT_URL's path is ${new URL(report.url).pathname}, but this Worker takes reports at ${reportsPath} (BASE_PATH)`);
 		const signers = runtimeSigners(env);
 		if (!signers.length) problems.push("RUNTIME_SIGNERS is empty: no runtime may report outcomes (protocol 2), so no run is ever recorded as done");
 		for (const signer of signers) if (!publicKeyFromDid(signer)) problems.push(`RUNTIME_SIGNERS has "${signer.slice(0, 80)}", which is not an Ed25519 did:key`);

@@ -1,3 +1,4 @@
+import { basePath } from "./base-path";
 import { MAX_INTEGRATION_LENGTH } from "../schema";
 
 /*
@@ -73,7 +74,7 @@ const fullPiece = {
 	},
 };
 
-/** The OpenAPI document of this Worker's HTTP API. */
+/** The OpenAPI document of this Worker's HTTP API, its paths relative to BASE_PATH (`openApiFor`). */
 export const openApiDocument = {
 	openapi: "3.1.0",
 	info: {
@@ -283,3 +284,12 @@ export const openApiDocument = {
 		},
 	},
 } as const;
+
+/**
+ * The document as served: its server is BASE_PATH, where every path is answered (the
+ * registration route is also answered at its plain path, for the shell).
+ */
+export function openApiFor(env: Pick<Env, "BASE_PATH">) {
+	const base = basePath(env);
+	return { ...openApiDocument, servers: [{ url: ("prefix" in base && base.prefix) || "/" }] };
+}
