@@ -78,7 +78,7 @@ export default defineConfig({
 				test: {
 					name: "worker",
 					include: ["test/**/*.test.ts"],
-					exclude: ["test/node/**", "test/dashboard/**", "test/policy/**"],
+					exclude: ["test/node/**", "test/dashboard/**", "test/system/**", "test/policy/**"],
 					testTimeout: 20_000,
 					// The Worker logs a JSON line per event; show them only for a failing test.
 					silent: "passed-only",
@@ -86,7 +86,8 @@ export default defineConfig({
 			},
 			{
 				// The dashboard in Debian's Chromium against `npm start`'s system: `npm run test:dashboard`.
-				test: { name: "dashboard", include: ["test/dashboard/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 240_000, fileParallelism: false },
+				// With it, `npm start` itself stopped the ways users stop it (test/system).
+				test: { name: "dashboard", include: ["test/dashboard/**/*.test.ts", "test/system/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 240_000, fileParallelism: false },
 			},
 			{
 				// The command-line tools, in Node, where they run; and the pure policy, which needs no workerd.

@@ -10,6 +10,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
+import { formatLine } from "./local-log.mjs";
+import { holderOf, isFree } from "./ports.mjs";
+import { PASSED_THROUGH } from "./worker-settings.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const env = process.env;
@@ -20,7 +23,28 @@ const adminToken = env.ADMIN_TOKEN || "dev-admin-token";
 const persistTo = env.STATE_DIR || join(".wrangler", "state");
 const base = `http://127.0.0.1:${port}`;
 
+const jsonLogs = env.LOG_FORMAT === "json";
+/** The two wranglers, once started. */
+let children = [];
+
 if (!Number.isFinite(tickSeconds) || tickSeconds < 0) fail(`TICK_SECONDS must be 0 (off) or a number of seconds, not "${env.TICK_SECONDS}"`);
+if (env.LOG_FORMAT && !["json", "lines"].includes(env.LOG_FORMAT)) fail(`LOG_FORMAT must be "lines" (the default) or "json", not "${env.LOG_FORMAT}"`);
+
+// Every port the system listens on, checked before anything starts: a port held by another
+// program (or by a system an earlier run left behind) is named with its holder.
+const PORTS = [
+	[port, "PORT, the scheduler"],
+	[runtimePort, "RUNTIME_PORT, the reference runtime"],
+	[port + 1000, "PORT + 1000, the scheduler's inspector"],
+	[runtimePort + 1000, "RUNTIME_PORT + 1000, the runtime's inspector"],
+];
+for (const [candidate, what] of PORTS) {
+	if (!Number.isInteger(candidate) || candidate < 1 || candidate > 65535) fail(`port ${candidate} (${what}) is not a TCP port: set PORT (and RUNTIME_PORT) so that each of them and its + 1000 is below 65536`);
+	if (!(await isFree(candidate))) {
+		const holder = holderOf(candidate);
+		fail(`port ${candidate} (${what}) is taken${holder ? ` by ${holder}` : " by another process"}.\n  Stop it, or start on other ports: PORT=${port + 10} npm start`);
+	}
+}
 
 // Secrets go to the Worker through an env file, so wrangler shows them as hidden.
 const stateDir = join(root, ".wrangler");
@@ -41,7 +65,7 @@ const workerVars = {
 	PIECE_RUNTIME_URL: env.PIECE_RUNTIME_URL || `http://127.0.0.1:${runtimePort}/${protocol === "2" ? "v2/runs" : "v1/run"}`,
 	REPORT_URL: env.REPORT_URL || `http://127.0.0.1:${port}${prefix}/api/runtime/reports`,
 	BASE_PATH: prefix,
-	...pick(["OPERATOR_PASS", "RUNTIME_TIMEOUT_MS", "SPREAD_SECONDS", "HEARTBEAT_MINUTES", "RUNTIME_SIGNERS"]),
+	...pick(PASSED_THROUGH),
 	// A PEM key spans lines, which an env file cannot carry: pass its base64 body alone.
 	...(env.IDENTITY ? { IDENTITY: env.IDENTITY.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "") } : {}),
 };
@@ -62,12 +86,20 @@ writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}="${envFi
 const runTimeoutMs = Number(env.RUNTIME_TIMEOUT_MS) > 0 ? Number(env.RUNTIME_TIMEOUT_MS) : 600_000;
 
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+// Ended with the script: on its signals, when its parent goes (a SIGTERM to `npm` leaves the
+// script behind otherwise), and, through the watchdog, even when the script is killed outright.
 const common = ["dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
-const children = [
+children = [
 	start("runtime", [...common, "-c", "dev/reference-runtime/wrangler.toml", "--port", String(runtimePort), "--inspector-port", String(runtimePort + 1000), "--var", `ALLOWED_SIGNERS:${serviceDid}`, "--var", `RUNTIME_PASS:${runtimePass}`, "--var", `SLOW_PIECE_MS:${runTimeoutMs + 30_000}`, "--var", `RUN_LIMIT_MS:${runTimeoutMs}`]),
 	start("scheduler", [...common, "-c", "wrangler.toml", "--port", String(port), "--inspector-port", String(port + 1000), "--persist-to", persistTo, "--test-scheduled", "--env-file", envFile]),
 ];
+spawn(process.execPath, [join(root, "scripts", "watchdog.mjs"), String(process.pid), ...children.map((child) => String(child.pid))], { detached: true, stdio: "ignore" }).unref();
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && stop(0), 500).unref();
 
+// Health is asked only once our own wrangler says it listens: the ports were free, so what
+// answers is this system, never one left behind.
+await children[1].ready;
 await waitFor(`${base}${prefix}/api/health`);
 console.log(`
   Background piece scheduler running on http://localhost:${port}
@@ -93,27 +125,52 @@ function tickForever(periodMs) {
 	}, next - Date.now());
 }
 
+/**
+ * Starts one `wrangler dev` in a process group of its own (so it and its workerd end
+ * together), printing its output as `formatLine` puts it (LOG_FORMAT=json: unchanged).
+ * `ready` settles when it says it listens.
+ */
 function start(name, args) {
 	// No telemetry, and no fetch of the `Request.cf` sample from the internet (local only).
-	const child = spawn(process.execPath, [wrangler, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } });
-	const prefix = name === "scheduler" ? "" : `[${name}] `;
+	const child = spawn(process.execPath, [wrangler, ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } });
+	const tag = name === "scheduler" ? "" : `[${name}] `;
+	let listening;
+	child.ready = new Promise((resolve) => (listening = resolve));
 	for (const stream of [child.stdout, child.stderr]) {
 		let partial = "";
 		stream.on("data", (chunk) => {
 			const lines = (partial + chunk).split("\n");
 			partial = lines.pop();
-			for (const line of lines) (stream === child.stderr ? process.stderr : process.stdout).write(`${prefix}${line}\n`);
+			for (const line of lines) {
+				if (line.includes("Ready on http://")) listening();
+				const shown = jsonLogs ? `${tag}${line}` : formatLine(line, tag);
+				if (shown !== null) (stream === child.stderr ? process.stderr : process.stdout).write(`${shown}\n`);
+			}
 		});
 	}
-	child.on("exit", (code) => {
-		console.error(`[${name}] exited with code ${code}; stopping`);
+	child.on("exit", (code, signal) => {
+		if (stopping) return;
+		console.error(`[${name}] exited (${signal ?? `code ${code}`}); stopping`);
 		stop(code || 1);
 	});
 	return child;
 }
 
-function stop(code = 0) {
-	for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+let stopping = false;
+
+/** Ends every child's process group (SIGTERM, then SIGKILL after 5 s), then this script. */
+async function stop(code = 0) {
+	if (stopping) return;
+	stopping = true;
+	const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+	const signal = (name) => running.forEach((child) => {
+		try {
+			process.kill(-child.pid, name);
+		} catch {}
+	});
+	signal("SIGTERM");
+	const ended = Promise.all(running.map((child) => new Promise((resolve) => child.once("exit", resolve))));
+	if ((await Promise.race([ended.then(() => true), new Promise((resolve) => setTimeout(resolve, 5_000, false))])) === false) signal("SIGKILL");
 	process.exit(code);
 }
 
@@ -125,6 +182,8 @@ async function waitFor(url) {
 		await new Promise((r) => setTimeout(r, 250));
 	}
 	fail(`the scheduler did not answer ${url} within 150 s`);
+	// Stopping: nothing after this may run.
+	await new Promise(() => {});
 }
 
 /**
@@ -150,8 +209,8 @@ function pick(names) {
 
 function fail(message) {
 	console.error(`npm start: ${message}`);
-	process.exit(1);
+	if (children.length) stop(1);
+	else process.exit(1);
 }
 
-process.on("SIGINT", () => stop(0));
-process.on("SIGTERM", () => stop(0));
+for (const name of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(name, () => stop(0));

@@ -1,7 +1,7 @@
 import { fanOutLane, laneStart, logFanout, type FanoutResult } from "./fanout";
 import { runQueues } from "./lanes";
 import { logError, logEvent } from "./log";
-import { HOUR_MS } from "./policy/schedule";
+import { HOUR_MS, tickTimeProblem } from "./policy/schedule";
 import { getLastTick, putLastTick, type TickSummary } from "./registry/store";
 import { fanoutWorkSchema, firstIssue } from "./schema";
 
@@ -16,6 +16,12 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
 	const startedAt = Date.now();
 	// Normalised to ms: some callers (service-binding `scheduled()`) hand over a Date.
 	const tickTime = new Date(controller.scheduledTime).getTime();
+	const problem = tickTimeProblem(tickTime);
+	if (problem) {
+		// Nothing dispatched, nothing recorded: the tick is refused whole.
+		logError("tick-refused", problem, { scheduledTime: tickTime });
+		return;
+	}
 	const lanes = runQueues(env).length;
 	let handedOver = 0;
 	if (lanes > 1) {

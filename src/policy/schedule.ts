@@ -11,6 +11,20 @@ export const HOUR_MS = 60 * PERIOD_MS;
 /** The third consecutive failure disables a piece (the replaced service's policy). */
 export const MAX_CONSECUTIVE_FAILURES = 3;
 
+/**
+ * The earliest tick time taken: 10^11 ms is March 1973. Cloudflare's scheduledTime is always
+ * milliseconds; a smaller one is a local tick fired with `time=` in seconds (which would
+ * otherwise run as a date in 1970 and leave every piece's next run decades early).
+ */
+export const EARLIEST_TICK_MS = 1e11;
+
+/** Why a tick's scheduledTime cannot be taken, or null. */
+export function tickTimeProblem(tickTime: number): string | null {
+	if (!Number.isFinite(tickTime)) return "scheduledTime is not a time";
+	if (tickTime < EARLIEST_TICK_MS) return `scheduledTime ${tickTime} is before 1973: a time in seconds, not milliseconds? (multiply it by 1000)`;
+	return null;
+}
+
 /** Whether a tick with this scheduledTime should dispatch the piece. */
 export function isDue(piece: Pick<PieceSummary, "disabledAt" | "nextRunAt">, tickTime: number): boolean {
 	return piece.disabledAt === 0 && piece.nextRunAt <= tickTime;

@@ -21,6 +21,16 @@ async function seedMany(count: number, make: (i: number) => Parameters<typeof se
 }
 
 describe("fan-out", () => {
+	it("refuses a tick whose time cannot be milliseconds (a local tick fired with time= in seconds): nothing dispatched or recorded", async () => {
+		const piece = await seedPiece();
+		await fireTick(Math.floor(T0 / 1000));
+		expect(await getLastTick(env)).toBeNull();
+		expect(await getEntry(env, piece)).toMatchObject({ lastRun: 0, status: "Initializing" });
+		expect(await runCount(piece)).toBe(0);
+		await fireTick(T0);
+		expect(await getLastTick(env)).toMatchObject({ scheduledTime: T0, dispatched: 1 });
+	});
+
 	it("sends exactly one message per enabled, due piece past 1,000 keys, and skips the rest", async () => {
 		// 1,200 pieces of one space (a shard of more than one page), the rest in spaces of their own.
 		const big = newSpace();
