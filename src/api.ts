@@ -5,6 +5,7 @@ import { basePath, isRegistration, place, REGISTRATION_PATH } from "./api/base-p
 import { dashboardOrMissing } from "./api/dashboard";
 import { StatusError, errorResponse, notFound } from "./api/errors";
 import { health } from "./api/health";
+import { importRows } from "./api/import";
 import { deletePiece, getPiece, listPiecesRoute, patchPiece, runPieceNow } from "./api/pieces";
 import { register } from "./api/registration";
 import { openApiFor } from "./api/openapi";
@@ -41,6 +42,7 @@ function buildRouter(base: string) {
 	.patch(PIECE, admin, patchPiece)
 	.delete(PIECE, admin, deletePiece)
 	.post(`${PIECE}/run`, admin, runPieceNow)
+	.post("/api/admin/import", admin, importRows)
 	// Protocol 2: runtimes report outcomes here, signed with their own keys (src/reports.ts).
 	.post("/api/runtime/reports", (request: IRequest, env: Env) => receiveReports(request, env));
 }

@@ -9,14 +9,15 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
  * Reads a JSON body whatever its Content-Type: the browser component posts JSON as
- * `text/plain` (a CORS-simple request). Stops reading past MAX_BODY_BYTES (413) so a huge
- * body costs no memory, and refuses bytes that are not UTF-8 or not JSON (400).
+ * `text/plain` (a CORS-simple request). Stops reading past `maxBytes` (MAX_BODY_BYTES unless a
+ * route allows more; 413) so a huge body costs no memory, and refuses bytes that are not UTF-8
+ * or not JSON (400).
  */
-export async function readJson(request: Request): Promise<unknown> {
+export async function readJson(request: Request, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
 	const declared = Number(request.headers.get("content-length") ?? "0");
-	if (declared > MAX_BODY_BYTES) throw tooLarge();
-	const { bytes, truncated } = await readUpTo(request.body, MAX_BODY_BYTES);
-	if (truncated) throw tooLarge();
+	if (declared > maxBytes) throw tooLarge(maxBytes);
+	const { bytes, truncated } = await readUpTo(request.body, maxBytes);
+	if (truncated) throw tooLarge(maxBytes);
 	let text: string;
 	try {
 		text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -52,6 +53,6 @@ function decode(value: string | undefined): string | undefined {
 	return value === undefined ? undefined : decodeURIComponent(value);
 }
 
-function tooLarge(): StatusError {
-	return new StatusError(413, `body too large: at most ${MAX_BODY_BYTES} bytes`);
+function tooLarge(maxBytes: number): StatusError {
+	return new StatusError(413, `body too large: at most ${maxBytes} bytes`);
 }

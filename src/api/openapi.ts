@@ -1,5 +1,6 @@
 import { basePath } from "./base-path";
 import { MAX_INTEGRATION_LENGTH } from "../schema";
+import { MAX_IMPORT_BODY_BYTES, MAX_IMPORT_ROWS } from "./import";
 
 /*
  * The HTTP API as an OpenAPI 3.1 document, served at GET /api/openapi.json. Written by hand
@@ -176,6 +177,20 @@ export const openApiDocument = {
 				},
 			},
 		},
+		"/api/admin/import": {
+			post: {
+				summary: "Import registry entries: the replaced service's array, or this Worker's export (docs/switching-over.md)",
+				description: `Upserts each row: one that fails validation is refused with its reason while the others go in; an entry newer than its row (by max(updatedAt, lastRun)) is kept; a row that changes nothing writes nothing, so importing twice writes nothing the second time. At most ${MAX_IMPORT_ROWS} rows and ${MAX_IMPORT_BODY_BYTES} bytes per request. A row KV refuses to write for its one write per key per second answers \`retry\`: send it again after a second. \`dryRun\` writes nothing and answers the same.`,
+				...adminOnly,
+				requestBody: { required: true, content: { "application/json": { schema: ref("ImportBody") } } },
+				responses: {
+					"200": json(ref("ImportAnswer"), "what became of each row"),
+					"400": error("malformed body, or more than 100 rows"),
+					"413": error("body over 1 MB"),
+					...adminErrors,
+				},
+			},
+		},
 	},
 	components: {
 		securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" } },
@@ -218,6 +233,62 @@ export const openApiDocument = {
 				},
 			},
 			Patch: { type: "object", required: ["enabled"], properties: { enabled: { type: "boolean" } } },
+			ImportBody: {
+				type: "object",
+				required: ["rows"],
+				properties: {
+					rows: {
+						type: "array",
+						maxItems: MAX_IMPORT_ROWS,
+						items: {
+							type: "object",
+							required: ["space", "pieceId", "integration", "createdAt", "updatedAt", "lastRun", "status"],
+							properties: {
+								space: { type: "string" },
+								pieceId: { type: "string", description: "fid1:… or of:fid1:… (one piece)" },
+								integration: { type: "string", minLength: 1, maxLength: MAX_INTEGRATION_LENGTH },
+								createdAt: ms,
+								updatedAt: ms,
+								disabledAt: { type: ["integer", "null"], minimum: 0, description: "absent, null or 0: enabled" },
+								lastRun: ms,
+								status: { type: "string", description: "kept as given (clipped past 4,096 characters)" },
+								failures: { type: "integer", minimum: 0, maximum: 3, description: "this Worker's export only; else 0" },
+								nextRunAt: { ...ms, description: "this Worker's export only; else 0 (due at the next tick)" },
+								lastFailureAt: { ...ms, description: "this Worker's export only" },
+								lastSuccessAt: { ...ms, description: "this Worker's export only; else lastRun when status is Success" },
+							},
+						},
+					},
+					dryRun: { type: "boolean", description: "decide every row, write nothing" },
+				},
+			},
+			ImportAnswer: {
+				type: "object",
+				required: ["success", "dryRun", "results", "counts"],
+				properties: {
+					success: { const: true },
+					dryRun: { type: "boolean" },
+					results: {
+						type: "array",
+						items: {
+							type: "object",
+							required: ["index", "outcome"],
+							properties: {
+								index: { ...count, description: "the row's place in rows" },
+								space: { type: "string" },
+								pieceId: { type: "string", description: "normalised (no of:)" },
+								outcome: { enum: ["created", "updated", "unchanged", "refused", "retry"] },
+								reason: { type: "string", description: "why it was refused, kept, or must be sent again" },
+							},
+						},
+					},
+					counts: {
+						type: "object",
+						required: ["created", "updated", "unchanged", "refused", "retry"],
+						properties: { created: count, updated: count, unchanged: count, refused: count, retry: count },
+					},
+				},
+			},
 			Piece: piece,
 			PieceEntry: fullPiece,
 			RunRecord: {
