@@ -16,6 +16,10 @@ export interface Invocation {
 	limit?: string;
 	cursor?: string;
 	all: boolean;
+	/** import: decide every row, write nothing. */
+	dryRun: boolean;
+	/** export: the file to write instead of printing. */
+	out?: string;
 	help: boolean;
 }
 
@@ -42,6 +46,8 @@ export function parseInvocation(argv: string[]): Invocation {
 				limit: { type: "string" },
 				cursor: { type: "string" },
 				all: { type: "boolean", default: false },
+				"dry-run": { type: "boolean", default: false },
+				out: { type: "string" },
 				help: { type: "boolean", short: "h", default: false },
 			},
 		});
@@ -64,6 +70,8 @@ export function parseInvocation(argv: string[]): Invocation {
 		limit: values.limit,
 		cursor: values.cursor,
 		all: values.all ?? false,
+		dryRun: values["dry-run"] ?? false,
+		out: values.out,
 		help: values.help ?? false,
 	};
 }
@@ -83,6 +91,12 @@ Commands:
   disable <space> <pieceId>              disable a piece (admin)
   delete <space> <pieceId>               delete a piece (admin)
   run <space> <pieceId>                  run a piece now (admin)
+  export [--out FILE]                    every piece as one JSON array: the replaced service's
+                                         entry fields, then ours (admin)
+  import FILE|- [--dry-run]              upsert every row of such an array (admin); a row newer
+                                         in the Worker is kept, bad rows are refused one by one
+                                         (row numbers are array indexes, from 0); --dry-run
+                                         writes nothing and prints the same counts
   help                                   this text
 
 Options:
@@ -93,5 +107,5 @@ Environment:
   ADMIN_TOKEN          bearer token for admin commands
   REGISTRATION_TOKEN   bearer token for register, where the Worker requires one
 
-Exit codes: 0 done; 1 the Worker refused or failed (its error is printed); 2 wrong usage;
-3 the Worker could not be reached.`;
+Exit codes: 0 done; 1 the Worker refused or failed (its error is printed), or import
+refused a row; 2 wrong usage; 3 the Worker could not be reached.`;

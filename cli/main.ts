@@ -2,8 +2,11 @@
  * The operators' and piece developers' command line: `npm run cli -- <command>`. It derives
  * space DIDs exactly as Common Fabric does and calls the scheduler Worker's HTTP routes.
  */
+import { readFile, writeFile } from "node:fs/promises";
+import { text } from "node:stream/consumers";
 import { deriveIdentity, identityFromPassphrase } from "../src/identity/ed25519";
 import { parseInvocation, USAGE, UsageError, type Invocation } from "./args";
+import { exportRegistry, formatExport, importRegistry, type ImportReport, type Transport } from "./transfer";
 
 /** The Worker could not be reached: exit code 3. */
 class UnreachableError extends Error {}
@@ -37,6 +40,77 @@ async function call(invocation: Invocation, path: string, init: RequestInit & { 
 		throw new RefusedError(`HTTP ${response.status}: ${String(error)}`);
 	}
 	return body;
+}
+
+/** The transport of export and import: the Worker's admin routes over HTTP. */
+function adminTransport(invocation: Invocation): Transport {
+	const token = adminToken();
+	return async (path, init = {}) => {
+		const headers = new Headers(init.headers);
+		headers.set("authorization", `Bearer ${token}`);
+		try {
+			return await fetch(`${invocation.url}${path}`, { ...init, headers });
+		} catch (error) {
+			throw new UnreachableError(`cannot reach ${invocation.url}: ${(error as Error).cause ?? (error as Error).message}`);
+		}
+	};
+}
+
+/** A command's output and the exit code it asks for. */
+interface Printed {
+	text: string;
+	exitCode: number;
+}
+
+async function exportCommand(invocation: Invocation): Promise<string> {
+	if (invocation.args.length) throw new UsageError("export takes no arguments (--out FILE writes a file)");
+	const rows = await exportRegistry(adminTransport(invocation));
+	const json = formatExport(rows);
+	if (!invocation.out) return json.trimEnd();
+	await writeFile(invocation.out, json);
+	return `exported ${rows.length} ${rows.length === 1 ? "piece" : "pieces"} to ${invocation.out}`;
+}
+
+/** The rows of an import file (`-`: standard input): a JSON array, else a usage error. */
+async function readRows(file: string): Promise<unknown[]> {
+	let content: string;
+	try {
+		content = file === "-" ? await text(process.stdin) : await readFile(file, "utf8");
+	} catch (error) {
+		throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+	}
+	let rows: unknown;
+	try {
+		rows = JSON.parse(content);
+	} catch (error) {
+		throw new UsageError(`${file} is not JSON (${(error as Error).message}); import takes a JSON array of registry entries`);
+	}
+	if (!Array.isArray(rows)) throw new UsageError(`${file} holds JSON but not an array; import takes a JSON array of registry entries`);
+	return rows;
+}
+
+async function importCommand(invocation: Invocation): Promise<Printed> {
+	const [file, ...rest] = invocation.args;
+	if (file === undefined || rest.length) throw new UsageError("import takes one FILE: a JSON array of registry entries, or - for standard input");
+	const rows = await readRows(file);
+	const transport = adminTransport(invocation);
+	const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\r${done} of ${total} rows…${done === total ? "\n" : ""}`) : undefined;
+	const report = await importRegistry(transport, rows, { dryRun: invocation.dryRun, progress });
+	return { text: describeImport(report), exitCode: report.counts.refused || report.counts.retry ? 1 : 0 };
+}
+
+/** The import's report: each refusal, then the counts. */
+export function describeImport(report: ImportReport): string {
+	const lines: string[] = [];
+	for (const { index, outcome, reason } of report.outcomes) {
+		if (outcome === "refused") lines.push(`row ${index}: ${reason ?? "refused"}`);
+		if (outcome === "retry") lines.push(`row ${index}: not written: ${reason ?? "KV refused the write for rate"}; run the import again`);
+	}
+	if (report.duplicatesMerged) lines.push(`duplicates merged: ${report.duplicatesMerged}`);
+	const { created, updated, unchanged, refused, retry } = report.counts;
+	const counts = `created ${created}, updated ${updated}, unchanged ${unchanged}, refused ${refused}${retry ? `, not written ${retry}` : ""}`;
+	lines.push(report.dryRun ? `dry run, nothing written: ${counts}` : counts);
+	return lines.join("\n");
 }
 
 function adminToken(): string {
@@ -76,8 +150,8 @@ async function register(invocation: Invocation): Promise<unknown> {
 	return call(invocation, "/api/integrations/bg", { method: "POST", token, body: JSON.stringify({ space, pieceId: invocation.piece, integration: invocation.integration }) });
 }
 
-/** Runs one invocation; returns what to print. */
-export async function run(invocation: Invocation): Promise<string> {
+/** Runs one invocation; returns what to print (and, for import, the exit code). */
+export async function run(invocation: Invocation): Promise<string | Printed> {
 	switch (invocation.command) {
 		case "help":
 			return USAGE;
@@ -99,6 +173,10 @@ export async function run(invocation: Invocation): Promise<string> {
 			return show(await call(invocation, piecePath(invocation), { method: "DELETE", token: adminToken() }));
 		case "run":
 			return show(await call(invocation, `${piecePath(invocation)}/run`, { method: "POST", token: adminToken() }));
+		case "export":
+			return exportCommand(invocation);
+		case "import":
+			return importCommand(invocation);
 		default:
 			throw new UsageError(`unknown command "${invocation.command}"`);
 	}
@@ -112,8 +190,10 @@ function show(value: unknown): string {
 export async function main(argv: string[]): Promise<number> {
 	try {
 		const invocation = parseInvocation(argv);
-		console.log(await run(invocation.help ? { ...invocation, command: "help" } : invocation));
-		return 0;
+		const result = await run(invocation.help ? { ...invocation, command: "help" } : invocation);
+		const printed = typeof result === "string" ? { text: result, exitCode: 0 } : result;
+		console.log(printed.text);
+		return printed.exitCode;
 	} catch (error) {
 		if (error instanceof UsageError) {
 			console.error(`error: ${error.message}\n\n${USAGE}`);

@@ -1,6 +1,7 @@
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { EXTRA_FIELDS, UPSTREAM_FIELDS, exportRegistry, importRegistry, type Transport } from "../../cli/transfer";
 import { type ImportAnswer, importRows } from "../../src/api/import";
 import { openApiDocument } from "../../src/api/openapi";
 import type { PieceEntry } from "../../src/registry/entry";
@@ -284,3 +285,63 @@ describe("POST /api/admin/import", () => {
 	});
 });
 
+describe("the CLI's import and export against the Worker", () => {
+	const transport: Transport = (path, init) => admin(path, init);
+
+	it("round-trips 1,200 entries: import, export, compare, import again and import the export: all unchanged", { timeout: 120_000 }, async () => {
+		const spaces = Array.from({ length: 40 }, () => newSpace());
+		const good: Record<string, unknown>[] = [];
+		for (let i = 0; i < 1_200; i++) {
+			const row = upstreamRow({ space: spaces[i % spaces.length], integration: i % 3 ? "gmail" : "plaid", createdAt: NOW - 40 * DAY + i, updatedAt: NOW - 20 * DAY + i, lastRun: i % 11 ? NOW - DAY + i : 0 });
+			if (i % 10 === 0) Object.assign(row, { disabledAt: NOW - 2 * DAY + i, status: i % 20 ? "Disabled via UI" : "Disabled: Error: invalid_grant" });
+			else if (i % 11 === 0) row.status = "Initializing";
+			else if (i % 9 === 0) row.status = `Error: ${"stack line\n".repeat(60)}`; // longer than the list's 300 characters
+			if (i % 7 === 0) delete row.disabledAt;
+			if (i % 13 === 0) row.pieceId = `of:${row.pieceId as string}`;
+			good.push(row);
+		}
+		const bad = [
+			upstreamRow({ pieceId: `computed:${newPieceId()}` }),
+			upstreamRow({ pieceId: newLegacyPieceId() }),
+			upstreamRow({ createdAt: 1_700_000_000 }),
+			upstreamRow({ status: "\uDFFF" }),
+			{ space: spaces[0] },
+		];
+		// Two stale copies of pieces above, in the other spelling: merged away before sending.
+		const stale = [0, 1].map((i) => ({ ...good[i], pieceId: String(good[i]!.pieceId).replace(/^(?:of:)?/, i === 0 ? "" : "of:"), updatedAt: NOW - 90 * DAY, lastRun: 0, status: "stale" }));
+		const file = [...good.slice(0, 600), ...bad, ...stale, ...good.slice(600)];
+
+		const first = await importRegistry(transport, file);
+		expect(first.duplicatesMerged).toBe(2);
+		expect(first.counts).toEqual({ created: 1_200, updated: 0, unchanged: 0, refused: bad.length, retry: 0 });
+		expect(first.outcomes.filter((o) => o.outcome === "refused").map((o) => o.index)).toEqual([600, 601, 602, 603, 604]);
+
+		const exported = await exportRegistry(transport);
+		expect(exported).toHaveLength(1_200);
+		expect(Object.keys(exported[0]!)).toEqual([...UPSTREAM_FIELDS, ...EXTRA_FIELDS]);
+		const byPiece = new Map(exported.map((row) => [`${row.space}/${row.pieceId}`, row]));
+		for (const row of good) {
+			const pieceId = String(row.pieceId).replace(/^of:/, "");
+			expect(byPiece.get(`${row.space}/${pieceId}`)).toEqual({
+				space: row.space,
+				pieceId,
+				integration: row.integration,
+				createdAt: row.createdAt,
+				updatedAt: row.updatedAt,
+				disabledAt: row.disabledAt ?? 0,
+				lastRun: row.lastRun,
+				status: row.status,
+				failures: 0,
+				nextRunAt: 0,
+				lastFailureAt: 0,
+				lastSuccessAt: row.status === "Success" ? row.lastRun : 0,
+			});
+		}
+
+		const second = await importRegistry(transport, file);
+		expect(second.counts).toEqual({ created: 0, updated: 0, unchanged: 1_200, refused: bad.length, retry: 0 });
+		const third = await importRegistry(transport, exported);
+		expect(third.counts).toEqual({ created: 0, updated: 0, unchanged: 1_200, refused: 0, retry: 0 });
+		expect(await exportRegistry(transport)).toEqual(exported);
+	});
+});

@@ -1,9 +1,12 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey, sign } from "node:crypto";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const exec = promisify(execFile);
 
@@ -159,5 +162,263 @@ describe("Worker commands", () => {
 		const result = await cli(["help"]);
 		expect(result.code).toBe(0);
 		expect(result.stdout).toContain("space-did <name>");
+	});
+});
+
+/** The same, with `input` on standard input. */
+function cliWithInput(args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
+	return new Promise((resolve) => {
+		const child = spawn(process.execPath, ["scripts/cli.mjs", ...args], { env: { ...process.env, ADMIN_TOKEN: "tok" } });
+		let stdout = "";
+		let stderr = "";
+		child.stdout.on("data", (chunk) => (stdout += chunk));
+		child.stderr.on("data", (chunk) => (stderr += chunk));
+		child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+		child.stdin.end(input);
+	});
+}
+
+const DAY = 86_400_000;
+const NOW = Date.now();
+const ROW_SPACE = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
+/** A valid fid1: id, distinct per n. */
+const pieceId = (n: number) => `fid1:${String(n).padStart(43, "A")}`;
+
+/** A row of the replaced service's registry array. */
+function row(n: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+	return { space: ROW_SPACE, pieceId: pieceId(n), integration: "gmail", createdAt: NOW - 9 * DAY, updatedAt: NOW - DAY, disabledAt: 0, lastRun: NOW - 60_000, status: "Success", ...overrides };
+}
+
+/** `cli` with the admin token set, as the admin commands need. */
+const adminCli = (args: string[], env: Record<string, string> = { ADMIN_TOKEN: "tok" }) => cli(args, env);
+
+interface SeenRequest {
+	method: string;
+	url: string;
+	authorization?: string;
+	body: string;
+	at: number;
+}
+
+/**
+ * A FAKE scheduler Worker (the real import route is tested in workerd, test/api/import.test.ts):
+ * records each request; by default answers an import as the Worker would for rows that say
+ * what to answer: `status: "bad"` is refused, `integration: "flaky"` answers retry the first
+ * time that piece is sent, anything else is created.
+ */
+describe("export and import (admin)", () => {
+	const seen: SeenRequest[] = [];
+	const sentBefore = new Set<string>();
+	let reply: (request: IncomingMessage, body: string) => { status: number; body: unknown; headers?: Record<string, string> };
+	let server: Server;
+	let url: string;
+	let dir: string;
+
+	function importAnswer(body: string) {
+		const { rows, dryRun } = JSON.parse(body) as { rows: Record<string, unknown>[]; dryRun: boolean };
+		const results = rows.map((r, index) => {
+			const key = `${r.space}/${r.pieceId}`;
+			const first = !sentBefore.has(key);
+			sentBefore.add(key);
+			if (r.status === "bad") return { index, outcome: "refused", reason: "status is bad" };
+			if (r.integration === "flaky" && first) return { index, outcome: "retry", reason: "written a moment ago" };
+			return { index, space: r.space, pieceId: r.pieceId, outcome: "created" };
+		});
+		const counts = { created: 0, updated: 0, unchanged: 0, refused: 0, retry: 0 };
+		for (const r of results) counts[r.outcome as keyof typeof counts]++;
+		return { status: 200, body: { success: true, dryRun, results, counts } };
+	}
+	const defaultReply = (request: IncomingMessage, body: string) => (request.url === "/api/admin/import" ? importAnswer(body) : { status: 404, body: { success: false, error: "no such route" } });
+
+	beforeAll(async () => {
+		server = createServer(async (request, response) => {
+			let body = "";
+			for await (const chunk of request) body += chunk;
+			seen.push({ method: request.method!, url: request.url!, authorization: request.headers.authorization, body, at: Date.now() });
+			const answer = reply(request, body);
+			response.writeHead(answer.status, { "content-type": "application/json", ...answer.headers }).end(JSON.stringify(answer.body));
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+		dir = await mkdtemp(join(tmpdir(), "bg-cli-"));
+	});
+	afterAll(() => new Promise((resolve) => server.close(resolve)));
+	beforeEach(() => {
+		seen.length = 0;
+		sentBefore.clear();
+		reply = defaultReply;
+	});
+
+	async function file(name: string, content: unknown): Promise<string> {
+		const path = join(dir, name);
+		await writeFile(path, typeof content === "string" ? content : JSON.stringify(content));
+		return path;
+	}
+	const imports = () => seen.filter((s) => s.url === "/api/admin/import").map((s) => JSON.parse(s.body) as { rows: Record<string, unknown>[]; dryRun: boolean });
+
+	it("import: wrong calls are usage errors (exit 2), before anything is sent", async () => {
+		const good = await file("good.json", [row(1)]);
+		const cases: [string[], Record<string, string> | undefined, RegExp][] = [
+			[["import"], undefined, /import takes one FILE/],
+			[["import", good, good], undefined, /import takes one FILE/],
+			[["import", join(dir, "missing.json")], undefined, /cannot read .*missing\.json/],
+			[["import", await file("text.json", "not json at all")], undefined, /is not JSON .*import takes a JSON array/],
+			[["import", await file("object.json", { rows: [row(1)] })], undefined, /holds JSON but not an array/],
+			[["import", good], {}, /set ADMIN_TOKEN/],
+			[["export", "extra"], undefined, /export takes no arguments/],
+		];
+		for (const [args, env, error] of cases) {
+			const result = await adminCli([...args, "--url", url], env);
+			expect(result.code, args.join(" ")).toBe(2);
+			expect(result.stderr).toMatch(error);
+			expect(result.stderr).toContain("Usage: npm run cli");
+		}
+		expect(seen).toHaveLength(0);
+	});
+
+	it("import: prints the counts and exits 0 when every row went in, with the admin token", async () => {
+		const result = await adminCli(["import", await file("three.json", [row(1), row(2), row(3)]), "--url", url]);
+		expect(result.code).toBe(0);
+		expect(result.stdout.trim()).toBe("created 3, updated 0, unchanged 0, refused 0");
+		expect(seen[0]).toMatchObject({ method: "POST", authorization: "Bearer tok" });
+		expect(imports()).toEqual([{ rows: [row(1), row(2), row(3)], dryRun: false }]);
+	});
+
+	it("import: prints each refusal with its row number in the file, and exits 1", async () => {
+		const rows = Array.from({ length: 250 }, (_, i) => row(i, i === 7 || i === 230 ? { status: "bad" } : {}));
+		const result = await adminCli(["import", await file("many.json", rows), "--url", url]);
+		expect(result.code).toBe(1);
+		expect(result.stdout).toContain("row 7: status is bad\nrow 230: status is bad\n");
+		expect(result.stdout).toContain("created 248, updated 0, unchanged 0, refused 2");
+		// Requests of at most 100 rows, one after another, in the file's order.
+		expect(imports().map((body) => body.rows.length)).toEqual([100, 100, 50]);
+		expect(imports().flatMap((body) => body.rows)).toEqual(rows);
+	});
+
+	it("import --dry-run sends dryRun and says the counts are a dry run's", async () => {
+		const result = await adminCli(["import", await file("dry.json", [row(1), row(2, { status: "bad" })]), "--dry-run", "--url", url]);
+		expect(result.code).toBe(1);
+		expect(imports().every((body) => body.dryRun === true)).toBe(true);
+		expect(result.stdout).toMatch(/^dry run, nothing written: created 1, updated 0, unchanged 0, refused 1$/m);
+	});
+
+	it("import: a row answered retry is sent again, alone, at least a second later", async () => {
+		const result = await adminCli(["import", await file("flaky.json", [row(1), row(2, { integration: "flaky" }), row(3)]), "--url", url]);
+		expect(result.code).toBe(0);
+		expect(result.stdout.trim()).toBe("created 3, updated 0, unchanged 0, refused 0");
+		const bodies = imports();
+		expect(bodies).toHaveLength(2);
+		expect(bodies[1]!.rows).toEqual([row(2, { integration: "flaky" })]);
+		const requests = seen.filter((s) => s.url === "/api/admin/import");
+		expect(requests[1]!.at - requests[0]!.at).toBeGreaterThanOrEqual(1000);
+	});
+
+	it("import: a row still refused for rate after a few rounds is reported and exits 1", async () => {
+		reply = (request, body) => {
+			const answer = importAnswer(body);
+			(answer.body.results as { outcome: string }[]).forEach((r) => (r.outcome = "retry"));
+			return answer;
+		};
+		const result = await adminCli(["import", await file("hot.json", [row(1)]), "--url", url]);
+		expect(result.code).toBe(1);
+		expect(result.stdout).toMatch(/row 0: not written: .*run the import again/);
+		expect(imports().length).toBeGreaterThan(2);
+	}, 30_000);
+
+	it("import: a 429 or 503 with Retry-After is waited out and the request sent again", async () => {
+		let busy = 2;
+		reply = (request, body) => (busy-- > 0 ? { status: busy ? 429 : 503, body: { success: false, error: "busy" }, headers: { "retry-after": "1" } } : importAnswer(body));
+		const started = Date.now();
+		const result = await adminCli(["import", await file("busy.json", [row(1)]), "--url", url]);
+		expect(result.code).toBe(0);
+		expect(imports()).toHaveLength(3);
+		expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+	});
+
+	it("import: other refusals of the whole request exit 1 with the Worker's error", async () => {
+		reply = () => ({ status: 401, body: { success: false, error: "missing or wrong admin token" } });
+		const result = await adminCli(["import", await file("one.json", [row(1)]), "--url", url]);
+		expect(result.code).toBe(1);
+		expect(result.stderr).toContain("HTTP 401: missing or wrong admin token");
+	});
+
+	it("import: rows naming the same piece in either spelling are merged, keeping the most recent", async () => {
+		const older = row(1, { pieceId: `of:${pieceId(1)}`, updatedAt: NOW - 5 * DAY, lastRun: NOW - 5 * DAY, status: "old" });
+		const newest = row(1, { lastRun: NOW - 1000 });
+		const oldest = row(1, { updatedAt: NOW - 9 * DAY, lastRun: 0 });
+		const result = await adminCli(["import", await file("dups.json", [older, row(2), newest, oldest]), "--url", url]);
+		expect(result.code).toBe(0);
+		expect(result.stdout).toContain("duplicates merged: 2\n");
+		expect(result.stdout).toContain("created 2, updated 0, unchanged 0, refused 0");
+		expect(imports()[0]!.rows).toEqual([newest, row(2)]);
+	});
+
+	it("import - reads the array from standard input", async () => {
+		const result = await cliWithInput(["import", "-", "--url", url], JSON.stringify([row(1), row(2)]));
+		expect(result.code).toBe(0);
+		expect(result.stdout.trim()).toBe("created 2, updated 0, unchanged 0, refused 0");
+	});
+
+	/** A listed piece as the admin list answers it, with its view-only fields. */
+	const listed = (n: number, overrides: Record<string, unknown> = {}) => ({
+		space: ROW_SPACE,
+		pieceId: pieceId(n),
+		integration: "gmail",
+		createdAt: 1,
+		updatedAt: 2,
+		disabledAt: 0,
+		lastRun: 3,
+		status: "Success",
+		failures: 0,
+		nextRunAt: 4,
+		lastFailureAt: 0,
+		lastSuccessAt: 3,
+		enabled: true,
+		lastRunMaxLagMs: 3_660_000,
+		...overrides,
+	});
+	const exportReply = (request: IncomingMessage) => {
+		if (request.url!.startsWith("/api/integrations/bg?")) {
+			const query = new URL(request.url!, url).searchParams;
+			return query.get("cursor") === "c1"
+				? { status: 200, body: { success: true, pieces: [listed(3, { status: "Error: long…", failures: 1 })], cursor: null, complete: true } }
+				: { status: 200, body: { success: true, pieces: [listed(1), listed(2, { disabledAt: 9, enabled: false, status: "Disabled via UI" })], cursor: "c1", complete: false } };
+		}
+		if (request.url === `/api/integrations/bg/${encodeURIComponent(ROW_SPACE)}/${encodeURIComponent(pieceId(3))}`) {
+			return { status: 200, body: { ...listed(3, { status: "Error: long and complete", failures: 1 }), lastRunId: "r", history: [] } };
+		}
+		return { status: 404, body: { success: false, error: "no such route" } };
+	};
+	const exportedRow = (n: number, overrides: Record<string, unknown> = {}) => {
+		const { enabled: _, lastRunMaxLagMs: __, ...rest } = listed(n, overrides);
+		return rest;
+	};
+
+	it("export follows every page and prints one JSON array: the upstream fields first, our extras, no view-only fields", async () => {
+		reply = exportReply;
+		const result = await adminCli(["export", "--url", url]);
+		expect(result.code).toBe(0);
+		const rows = JSON.parse(result.stdout) as Record<string, unknown>[];
+		expect(rows).toEqual([exportedRow(1), exportedRow(2, { disabledAt: 9, status: "Disabled via UI" }), exportedRow(3, { status: "Error: long and complete", failures: 1 })]);
+		expect(Object.keys(rows[0]!)).toEqual(["space", "pieceId", "integration", "createdAt", "updatedAt", "disabledAt", "lastRun", "status", "failures", "nextRunAt", "lastFailureAt", "lastSuccessAt"]);
+		expect(seen.every((s) => s.authorization === "Bearer tok")).toBe(true);
+		expect(seen.map((s) => s.url).filter((u) => u.includes("?"))).toEqual(["/api/integrations/bg?limit=1000", "/api/integrations/bg?limit=1000&cursor=c1"]);
+	});
+
+	it("export --out writes the file and prints a one-line count", async () => {
+		reply = exportReply;
+		const out = join(dir, "export.json");
+		const result = await adminCli(["export", "--out", out, "--url", url]);
+		expect(result.code).toBe(0);
+		expect(result.stdout.trim()).toBe(`exported 3 pieces to ${out}`);
+		const rows = JSON.parse(await readFile(out, "utf8")) as unknown[];
+		expect(rows).toHaveLength(3);
+		expect(rows[2]).toEqual(exportedRow(3, { status: "Error: long and complete", failures: 1 }));
+	});
+
+	it("help lists export and import", async () => {
+		const result = await adminCli(["help"]);
+		expect(result.stdout).toContain("export [--out FILE]");
+		expect(result.stdout).toContain("import FILE|- [--dry-run]");
 	});
 });
