@@ -38,6 +38,9 @@ export default {
 
 export default defineConfig({
 	test: {
+		// The Worker logs a JSON line per event: shown only for a failing test. (The reporter
+		// reads this from the root, not from a project.)
+		silent: "passed-only",
 		projects: [
 			{
 				// The Worker, inside workerd with real local KV and Queues and the reference runtime.
@@ -80,8 +83,6 @@ export default defineConfig({
 					include: ["test/**/*.test.ts"],
 					exclude: ["test/node/**", "test/dashboard/**", "test/system/**", "test/policy/**"],
 					testTimeout: 20_000,
-					// The Worker logs a JSON line per event; show them only for a failing test.
-					silent: "passed-only",
 				},
 			},
 			{
