@@ -7,11 +7,13 @@ const PAGE_SIZE = 100;
 // Pieces per list request: the API's maximum. `?listPage=` lowers it (the tests use it to
 // follow the list cursor over a handful of pieces).
 const LIST_PAGE = Math.min(1000, Number(new URLSearchParams(location.search).get("listPage")) || 1000);
+// The page refreshes itself this often (seconds); `?refresh=` changes it (the tests use 2).
+const REFRESH_SECONDS = Math.max(1, Number(new URLSearchParams(location.search).get("refresh")) || 30);
 // Relative URLs throughout: the dashboard works at / and under any BASE_PATH alike.
 const API = "api/integrations/bg";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const state = { pieces: [], sort: { key: "status", dir: 1 }, page: 0, stats: null };
+const state = { pieces: [], sort: { key: "status", dir: 1 }, page: 0, stats: null, updatedAt: 0, loading: false };
 
 // ---------------------------------------------------------------- API
 
@@ -49,12 +51,22 @@ const piecePath = (p) => `${API}/${encodeURIComponent(p.space)}/${encodeURICompo
 
 // ---------------------------------------------------------------- presentation
 
-/** The replaced admin's colours: green success, amber unknown or initialising, grey disabled by hand, red failing or disabled by errors. */
+/**
+ * One state per piece, never two, so counts and filters agree (src/policy/state.ts has the same
+ * rule): disabled (it will not run), else failing (failed, runs again), else ok or pending.
+ */
 export function stateOf(piece) {
-	if (piece.disabledAt) return piece.status === "Disabled via UI" ? "disabled" : "failing";
+	if (piece.disabledAt) return "disabled";
 	if (piece.failures > 0) return "failing";
 	return piece.status === "Success" ? "ok" : "pending";
 }
+
+/** The dot, in the replaced admin's colours: a piece its failures disabled is red, one an operator disabled grey. */
+function dotOf(piece) {
+	return piece.disabledAt && piece.status !== "Disabled via UI" ? "failing" : stateOf(piece);
+}
+
+const OUTCOMES = { s: "success", f: "failure", d: "disabled", u: "runtime unavailable", k: "skipped (busy)" };
 const STATE_ORDER = { failing: 0, pending: 1, disabled: 2, ok: 3 };
 
 function relative(time, now = Date.now()) {
@@ -73,37 +85,106 @@ function shortId(id) {
 	return body.length <= 12 ? id : `${prefix}${body.slice(0, 6)}…${body.slice(-4)}`;
 }
 
-function lastRunText(piece) {
-	if (!piece.lastRun) return { text: "never", title: "" };
-	const text = relative(piece.lastRun);
-	if (!piece.lastRunMaxLagMs) return { text, title: new Date(piece.lastRun).toLocaleString() };
-	const minutes = Math.round(piece.lastRunMaxLagMs / 60000);
-	return {
-		text: `${text} (recorded)`,
-		title: `Recorded ${new Date(piece.lastRun).toLocaleString()}. A piece that keeps succeeding runs every minute but records its last run only every ${minutes - 1} minutes, so this may lag by up to ${minutes} minutes.`,
-	};
+const exact = (time) => new Date(time).toLocaleString();
+
+/** A time as the page shows it: relative, the exact time on hover. */
+function setTime(element, time, text = relative(time)) {
+	element.textContent = text;
+	element.title = time ? exact(time) : "";
+	if (time) element.dateTime = new Date(time).toISOString();
+	else element.removeAttribute("datetime");
 }
 
-function nextRunText(piece) {
-	if (piece.disabledAt) return "—";
-	if (!piece.nextRunAt || piece.nextRunAt <= Date.now()) return "next tick";
-	return relative(piece.nextRunAt);
+/**
+ * A recorded time of a piece that keeps succeeding: it runs every minute but records its runs
+ * only every heartbeat (`lastRunMaxLagMs`), so a recorded time within that bound says "every
+ * minute" rather than an age that looks stuck; past the bound the age shows as it is.
+ */
+function recordedTime(piece, time) {
+	if (!time) return { time: 0, text: "never" };
+	if (piece.lastRunMaxLagMs && Date.now() - time < piece.lastRunMaxLagMs) return { time, text: "every minute", note: `recorded ${relative(time)}; a piece that keeps succeeding records its runs every ${Math.round(piece.lastRunMaxLagMs / 60000) - 1} minutes` };
+	return { time, text: relative(time) };
+}
+
+function setRecorded(element, piece, time) {
+	const shown = recordedTime(piece, time);
+	setTime(element, shown.time, shown.text);
+	if (shown.note) element.title = `${exact(time)}: ${shown.note}`;
+}
+
+function setNextRun(element, piece) {
+	if (piece.disabledAt) return setTime(element, 0, "—");
+	if (!piece.nextRunAt || piece.nextRunAt <= Date.now()) return setTime(element, 0, "next tick");
+	setTime(element, piece.nextRunAt);
+}
+
+const ISO_TIME = /\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\b/g;
+
+/** A duration in the largest whole unit ("5 minutes"). */
+function duration(ms) {
+	const units = [["day", 86_400_000], ["hour", 3_600_000], ["minute", 60_000], ["second", 1000]];
+	const [unit, size] = units.find(([, size]) => Math.abs(ms) >= size) ?? units.at(-1);
+	return plural(Math.max(0, Math.round(ms / size)), unit);
+}
+
+/** A status as shown: "since <ISO time>" becomes "for 5 minutes", any other ISO time relative; the whole text on hover. */
+function statusText(status) {
+	return status.replace(/since (\S+Z)\b/g, (whole, iso) => (Number.isNaN(Date.parse(iso)) ? whole : `for ${duration(Date.now() - Date.parse(iso))}`)).replace(ISO_TIME, (iso) => relative(Date.parse(iso)));
+}
+
+/** The strip of recent runs: one coloured mark per recorded outcome, oldest first. */
+function renderStrip(cell, recent = "") {
+	if (!recent) return void (cell.textContent = "—");
+	const marks = Array.from(recent, (code) => {
+		const mark = document.createElement("span");
+		mark.className = "mark";
+		mark.dataset.outcome = code;
+		mark.title = OUTCOMES[code] ?? code;
+		return mark;
+	});
+	cell.replaceChildren(...marks);
+	cell.setAttribute("aria-label", `recent runs, oldest first: ${marks.map((m) => m.title).join(", ")}`);
 }
 
 function renderCounts() {
 	const counts = { total: state.pieces.length, enabled: 0, failing: 0, disabled: 0 };
+	let byFailures = 0;
 	for (const piece of state.pieces) {
 		if (!piece.disabledAt) counts.enabled++;
-		else counts.disabled++;
-		if (stateOf(piece) === "failing") counts.failing++;
+		const pieceState = stateOf(piece);
+		if (pieceState === "failing" || pieceState === "disabled") counts[pieceState]++;
+		if (dotOf(piece) === "failing" && pieceState === "disabled") byFailures++;
 	}
 	for (const [key, value] of Object.entries(counts)) $(`[data-count="${key}"]`).textContent = value.toLocaleString("en");
+	$("#disabled-by-failures").textContent = byFailures ? `(${byFailures.toLocaleString("en")} by failures)` : "";
+	renderChart(state.stats?.lastHour?.perMinute ?? []);
 	const tick = state.stats?.lastTick;
 	const hour = state.stats?.lastHour;
 	$("#tick").textContent = tick
 		? `Last tick ${relative(tick.scheduledTime)}: ${tick.dispatched.toLocaleString("en")} dispatched of ${tick.listed.toLocaleString("en")} listed, in ${tick.ms.toLocaleString("en")} ms` +
 			` · last hour: ${plural(hour.dispatched, "run")} dispatched, ${plural(hour.failedPieces, "piece")} failed`
 		: "No tick recorded yet.";
+}
+
+/** The last hour, minute by minute: runs dispatched (green) and pieces failing (red), drawn as SVG bars. */
+function renderChart(minutes) {
+	const svg = $("#chart-bars");
+	const top = Math.max(1, ...minutes.map((m) => Math.max(m.dispatched, m.failed)));
+	const width = 600 / Math.max(1, minutes.length);
+	const bar = (m, i, value, kind) => {
+		const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+		const height = value ? Math.max(2, (value / top) * 78) : 0;
+		for (const [name, v] of Object.entries({ x: i * width + (kind === "failing" ? width / 2 : 1), y: 80 - height, width: width / 2 - 1, height })) rect.setAttribute(name, String(v));
+		rect.setAttribute("class", kind);
+		rect.dataset.minute = String(m.at);
+		const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+		title.textContent = `${new Date(m.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: ${plural(m.dispatched, "run")} dispatched, ${plural(m.failed, "piece")} failing`;
+		rect.append(title);
+		return rect;
+	};
+	svg.replaceChildren(...minutes.flatMap((m, i) => [bar(m, i, m.dispatched, "ok"), bar(m, i, m.failed, "failing")]));
+	$("#chart").dataset.runs = String(minutes.reduce((sum, m) => sum + m.dispatched, 0));
+	$("#chart").dataset.failed = String(minutes.reduce((sum, m) => sum + m.failed, 0));
 }
 
 function fillSelect(select, values, label) {
@@ -118,7 +199,7 @@ function visiblePieces() {
 	const integration = $("#integration-filter").value;
 	const wanted = $("#state-filter").value;
 	const { key, dir } = state.sort;
-	const value = (p) => (key === "status" ? STATE_ORDER[stateOf(p)] : p[key]);
+	const value = (p) => (key === "status" ? STATE_ORDER[stateOf(p)] : (p[key] ?? 0));
 	return state.pieces
 		.filter((p) => (!space || p.space === space) && (!integration || p.integration === integration) && (!wanted || stateOf(p) === wanted))
 		.filter((p) => !search || p.pieceId.toLowerCase().includes(search) || p.space.toLowerCase().includes(search))
@@ -144,18 +225,19 @@ function renderRow(piece) {
 	const row = $("#row").content.firstElementChild.cloneNode(true);
 	row.dataset.key = `${piece.space}/${piece.pieceId}`;
 	row.dataset.state = stateOf(piece);
-	$(".dot", row).dataset.state = stateOf(piece);
-	$(".status", row).textContent = piece.status;
+	$(".dot", row).dataset.state = dotOf(piece);
+	$(".status", row).textContent = statusText(piece.status);
+	$(".status", row).title = piece.status;
 	for (const [selector, id] of [[".space", piece.space], [".piece", piece.pieceId]]) {
 		$(selector, row).textContent = shortId(id);
 		$(selector, row).title = id;
 	}
 	$(".integration", row).textContent = piece.integration;
-	const last = lastRunText(piece);
-	$(".last-run", row).textContent = last.text;
-	$(".last-run", row).title = last.title;
+	setRecorded($(".last-run", row), piece, piece.lastRun);
+	setRecorded($(".last-success", row), piece, piece.lastSuccessAt ?? 0);
+	renderStrip($(".recent", row), piece.recent);
 	$(".failures", row).textContent = String(piece.failures);
-	$(".next-run", row).textContent = nextRunText(piece);
+	setNextRun($(".next-run", row), piece);
 	$('[data-action="toggle"]', row).textContent = piece.disabledAt ? "Enable" : "Disable";
 	$('[data-action="run"]', row).disabled = Boolean(piece.disabledAt);
 	row.piece = piece;
@@ -177,17 +259,49 @@ function say(text, isError = false) {
 
 // ---------------------------------------------------------------- actions
 
-async function refresh() {
-	say("Loading…");
+/** Reloads every piece and the stats. `quiet`: the periodic refresh, which says nothing unless it fails. */
+async function refresh(quiet = false) {
+	if (state.loading) return;
+	state.loading = true;
+	if (!quiet) say("Loading…");
 	try {
-		const [pieces, stats] = await Promise.all([loadAllPieces((n) => say(`Loading… ${n.toLocaleString("en")} pieces`)), api("api/stats")]);
+		const [pieces, stats] = await Promise.all([loadAllPieces((n) => quiet || say(`Loading… ${n.toLocaleString("en")} pieces`)), api("api/stats")]);
 		state.pieces = pieces;
 		state.stats = stats;
-		render();
-		say(`Updated ${new Date().toLocaleTimeString()}.`);
+		keepingFocus(render);
+		state.updatedAt = Date.now();
+		showUpdated();
+		if (!quiet) say(`Updated ${new Date().toLocaleTimeString()}.`);
 	} catch (error) {
 		handleError(error);
+	} finally {
+		state.loading = false;
 	}
+}
+
+function showUpdated() {
+	if (state.updatedAt) setTime($("#updated"), state.updatedAt, `Updated ${relative(state.updatedAt)} · refreshes every ${REFRESH_SECONDS} s`);
+}
+
+/** Renders without losing what the user holds: the focused control, the scroll position. */
+function keepingFocus(draw) {
+	const focused = document.activeElement;
+	const key = focused?.closest?.("tr")?.dataset.key;
+	const control = focused?.dataset?.action ?? focused?.dataset?.copy ?? (focused?.classList?.contains("piece") ? "piece" : null);
+	const scroll = window.scrollY;
+	draw();
+	window.scrollTo(0, scroll);
+	if (!key || !control) return;
+	const row = document.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+	const again = row && (control === "piece" ? $(".piece", row) : $(`[data-action="${control}"], [data-copy="${control}"]`, row));
+	again?.focus();
+}
+
+/** The periodic refresh waits while the user is in the middle of something: a dialog, a selection, a hidden tab. */
+function autoRefresh() {
+	showUpdated();
+	const busy = document.hidden || $("#board").hidden || document.querySelector("dialog[open]") || String(getSelection?.() ?? "").length > 0;
+	if (!busy && Date.now() - state.updatedAt >= REFRESH_SECONDS * 1000) refresh(true);
 }
 
 const samePiece = (a) => (b) => a.space === b.space && a.pieceId === b.pieceId;
@@ -217,7 +331,7 @@ async function act(action, piece) {
 			const { runId } = await api(`${piecePath(piece)}/run`, { method: "POST" });
 			say(`Run of ${label} queued (${runId}).`);
 		} else if (action === "delete") {
-			if (!confirm(`Delete ${piece.space}/${piece.pieceId}? It stops running and its history is lost.`)) return;
+			if (!(await confirmDelete(piece))) return say("Kept it.");
 			await api(piecePath(piece), { method: "DELETE" });
 			state.pieces = state.pieces.filter((p) => !samePiece(piece)(p));
 			render();
@@ -229,6 +343,15 @@ async function act(action, piece) {
 	}
 }
 
+/** Asks in the page (a modal dialog, Cancel focused) whether to delete; resolves true to delete. */
+function confirmDelete(piece) {
+	const dialog = $("#confirm");
+	$("#confirm-text").textContent = `${piece.space}/${piece.pieceId} stops running and its history is lost.`;
+	dialog.returnValue = "";
+	dialog.showModal();
+	return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true }));
+}
+
 async function showDetail(piece) {
 	const dialog = $("#detail");
 	let entry = piece;
@@ -238,25 +361,39 @@ async function showDetail(piece) {
 		return handleError(error);
 	}
 	$("#detail-title").textContent = entry.pieceId;
+	const time = (set) => {
+		const element = document.createElement("time");
+		set(element);
+		return element;
+	};
 	const fields = [
 		["Space", entry.space],
 		["Integration", entry.integration],
 		["Status", entry.status],
-		["Failures", entry.failures],
-		["Last run", lastRunText(entry).text],
-		["Last success", entry.lastSuccessAt ? relative(entry.lastSuccessAt) : "never"],
-		["Next run", nextRunText(entry)],
-		["Registered", new Date(entry.createdAt).toLocaleString()],
+		["Failures", String(entry.failures)],
+		["Last attempt", time((e) => setRecorded(e, entry, entry.lastRun))],
+		["Last success", time((e) => setRecorded(e, entry, entry.lastSuccessAt ?? 0))],
+		["Next run", time((e) => setNextRun(e, entry))],
+		["Registered", time((e) => setTime(e, entry.createdAt))],
 		["Last error", entry.lastError || "—"],
 	];
-	$("#detail-fields").replaceChildren(...fields.flatMap(([name, value]) => [Object.assign(document.createElement("dt"), { textContent: name }), Object.assign(document.createElement("dd"), { textContent: String(value) })]));
+	$("#detail-fields").replaceChildren(
+		...fields.flatMap(([name, value]) => {
+			const dd = document.createElement("dd");
+			dd.append(value);
+			return [Object.assign(document.createElement("dt"), { textContent: name }), dd];
+		}),
+	);
 	const runs = [...(entry.history ?? [])].reverse();
 	$("#history tbody").replaceChildren(
 		...(runs.length
 			? runs.map((run) => {
 					const row = document.createElement("tr");
 					row.dataset.outcome = run.outcome;
-					for (const text of [new Date(run.at).toLocaleString(), run.outcome, `${run.durationMs} ms`, run.error ?? ""]) row.append(Object.assign(document.createElement("td"), { textContent: text }));
+					const when = document.createElement("td");
+					when.append(time((e) => setTime(e, run.at)));
+					row.append(when);
+					for (const text of [run.outcome, `${run.durationMs} ms`, run.error ?? ""]) row.append(Object.assign(document.createElement("td"), { textContent: text }));
 					return row;
 				})
 			: [Object.assign(document.createElement("tr"), { innerHTML: '<td colspan="4">No runs recorded yet.</td>' })]),
@@ -301,7 +438,8 @@ $("#sign-out").addEventListener("click", () => {
 	sessionStorage.removeItem(TOKEN_KEY);
 	showLogin();
 });
-$("#refresh").addEventListener("click", refresh);
+$("#refresh").addEventListener("click", () => refresh());
+setInterval(autoRefresh, 1000);
 for (const id of ["#search", "#space-filter", "#integration-filter", "#state-filter"]) {
 	$(id).addEventListener("input", () => {
 		state.page = 0;

@@ -2,7 +2,7 @@ import * as z from "zod/mini";
 import type { PieceEntry } from "../registry/entry";
 import { integrationSchema, pieceIdSchema, spaceSchema } from "../schema";
 import { clipText } from "../util/text";
-import { MAX_CONSECUTIVE_FAILURES } from "./schedule";
+import { EARLIEST_TICK_MS, MAX_CONSECUTIVE_FAILURES } from "./schedule";
 
 /*
  * Importing the replaced service's registry (`POST /api/admin/import`, docs/kv-schema.md
@@ -12,9 +12,9 @@ import { MAX_CONSECUTIVE_FAILURES } from "./schedule";
 
 /**
  * Below this a nonzero time is taken for seconds, not milliseconds: 10^11 ms is March 1973,
- * before any registration, while 10^11 s lies 3,000 years ahead.
+ * before any registration, while 10^11 s lies 3,000 years ahead. The same bound as a tick's.
  */
-export const SECONDS_THRESHOLD = 1e11;
+export const SECONDS_THRESHOLD = EARLIEST_TICK_MS;
 
 /** A time more than this far ahead of the Worker's clock is refused as impossible. */
 export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;

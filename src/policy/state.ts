@@ -1,16 +1,35 @@
-import type { PieceSummary } from "../registry/entry";
+import type { PieceSummary, RunRecord } from "../registry/entry";
 
 /**
- * A piece's state as the dashboard colours it (the replaced admin's dot): `ok` (green, the last
- * run succeeded), `pending` (amber: new, re-initialising, or the runtime unavailable),
- * `disabled` (grey: by an operator), `failing` (red: failing, or disabled by its failures).
- * public/app.js applies the same rule in the browser.
+ * A piece's state, one of four that never overlap, so counts and filters agree: `ok` (the
+ * last run succeeded), `pending` (new, re-initialising, or the runtime unavailable),
+ * `failing` (enabled, with consecutive failures: it will run again) and `disabled` (it will not
+ * run until enabled: by an operator, or by its third failure in a row; `disabledBy` says which).
+ * public/app.js applies the same rule in the browser, and colours a piece disabled by its
+ * failures red, as the replaced admin did.
  */
 export type PieceState = "ok" | "pending" | "disabled" | "failing";
 
 /** The state of a listed piece. */
 export function pieceState(piece: Pick<PieceSummary, "disabledAt" | "status" | "failures">): PieceState {
-	if (piece.disabledAt) return piece.status === "Disabled via UI" ? "disabled" : "failing";
+	if (piece.disabledAt) return "disabled";
 	if (piece.failures > 0) return "failing";
 	return piece.status === "Success" ? "ok" : "pending";
+}
+
+/** Who disabled a disabled piece: an operator (`Disabled via UI`), or its failures. */
+export function disabledBy(piece: Pick<PieceSummary, "disabledAt" | "status">): "operator" | "failures" | null {
+	if (!piece.disabledAt) return null;
+	return piece.status === "Disabled via UI" ? "operator" : "failures";
+}
+
+/** One letter per recorded outcome, for the list metadata's strip of recent runs. */
+const OUTCOME_CODES: Record<RunRecord["outcome"], string> = { success: "s", failure: "f", disabled: "d", unavailable: "u", skipped: "k" };
+
+/** How many recorded runs the strip shows. */
+export const RECENT_RUNS = 12;
+
+/** The last recorded outcomes, oldest first, as letters (`ssfu…`): 12 bytes of metadata at most. */
+export function recentRuns(history: readonly RunRecord[] | undefined): string {
+	return (history ?? []).slice(-RECENT_RUNS).map((run) => OUTCOME_CODES[run.outcome]).join("");
 }

@@ -64,4 +64,7 @@ export interface RunRecord {
 export type PieceSummary = Pick<
 	PieceEntry,
 	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt" | "lastSuccessAt"
->;
+> & {
+	/** The last recorded outcomes, oldest first, one letter each (src/policy/state.ts `recentRuns`). Absent from entries written before it existed. */
+	recent?: string;
+};

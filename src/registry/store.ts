@@ -1,5 +1,6 @@
 import type { PieceEntry, PieceRef, PieceSummary } from "./entry";
 import { clipText, utf8Length } from "../util/text";
+import { recentRuns } from "../policy/state";
 import { RUNTIME_HEALTH_TTL_SECONDS, type RuntimeHealth } from "../policy/runtime-health";
 import { KV_WRITE_INTERVAL_MS, LAST_TICK_KEY, RUNTIME_HEALTH_KEY, parsePieceKey, pieceKey, piecePrefix } from "./keys";
 
@@ -66,6 +67,8 @@ export function summarise(entry: PieceEntry): PieceSummary {
 		nextRunAt: entry.nextRunAt,
 		lastFailureAt: entry.lastFailureAt ?? 0,
 		lastSuccessAt: entry.lastSuccessAt ?? 0,
+		// Rides on writes that happen anyway, so the dashboard's strips cost no read per piece.
+		recent: recentRuns(entry.history),
 	};
 	while (utf8Length(JSON.stringify(summary)) > KV_METADATA_LIMIT) {
 		summary.status = clipText(summary.status, Math.floor(Array.from(summary.status).length / 2));

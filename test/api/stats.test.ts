@@ -9,7 +9,7 @@ interface Stats {
 	counts: { total: number; enabled: number; disabled: number; failing: number; byState: Record<string, number> };
 	complete: boolean;
 	lastTick: { scheduledTime: number; dispatched: number; recent?: unknown } | null;
-	lastHour: { ticks: number; dispatched: number; failedPieces: number };
+	lastHour: { ticks: number; dispatched: number; failedPieces: number; perMinute: { at: number; dispatched: number; failed: number }[] };
 }
 
 async function stats(): Promise<Stats> {
@@ -44,9 +44,12 @@ describe("GET /api/stats", () => {
 			seedPiece({ status: "Disabled via UI", disabledAt: now }),
 		]);
 		expect(await stats()).toMatchObject({
-			counts: { total: 6, enabled: 4, disabled: 2, failing: 2, byState: { ok: 2, pending: 1, failing: 2, disabled: 1 } },
+			// Four states that never overlap: the piece its failures disabled is disabled, not failing.
+			counts: { total: 6, enabled: 4, disabled: 2, disabledByFailures: 1, failing: 1, byState: { ok: 2, pending: 1, failing: 1, disabled: 2 } },
 			lastHour: { failedPieces: 1 },
 		});
+		const { counts } = await stats();
+		expect(Object.values(counts.byState).reduce((a, b) => a + b, 0)).toBe(counts.total);
 	});
 
 	it("sums the last hour's ticks; the last tick is shown without its history", async () => {
@@ -60,6 +63,12 @@ describe("GET /api/stats", () => {
 		expect(result.lastHour.ticks).toBe(2);
 		// Both pieces were due at the first tick; at the second only if their run had not yet moved them on.
 		expect(result.lastHour.dispatched).toBeGreaterThanOrEqual(2);
+		// Minute by minute, for the dashboard's chart: 60 minutes, the current one last.
+		const { perMinute } = result.lastHour;
+		expect(perMinute).toHaveLength(60);
+		expect(perMinute.at(-1)!.at).toBe(now);
+		expect(perMinute.find((m) => m.at === now - 2 * PERIOD_MS)!.dispatched).toBe(2);
+		expect(perMinute.reduce((sum, m) => sum + m.dispatched, 0)).toBe(result.lastHour.dispatched);
 		// Ticks more than an hour before the last one drop out of its record.
 		await fireTick(now + 60 * PERIOD_MS);
 		expect((await stats()).lastHour.ticks).toBe(1);

@@ -124,7 +124,7 @@ describe("the dashboard, in Chromium against npm start", () => {
 		for (const [name, state, text] of [
 			["ok", "ok", "Success"],
 			["failing", "failing", "example failure"],
-			["pending", "pending", "Runtime unavailable since"],
+			["pending", "pending", "Runtime unavailable for"],
 			["off", "disabled", "Disabled via UI"],
 		] as const) {
 			expect(await row(page, name).getAttribute("data-state")).toBe(state);
@@ -134,8 +134,26 @@ describe("the dashboard, in Chromium against npm start", () => {
 		const pieceCell = row(page, "ok").locator(".piece");
 		expect(await pieceCell.getAttribute("title")).toBe(pieces.ok!.pieceId);
 		expect((await pieceCell.textContent())!.length).toBeLessThan(pieces.ok!.pieceId.length);
-		expect(await row(page, "ok").locator(".last-run").textContent()).toMatch(/ago|now/);
+		// A steady piece records its runs every heartbeat: "every minute", the recorded time on hover.
+		expect(await row(page, "ok").locator(".last-run").textContent()).toMatch(/ago|now|every minute/);
+		expect(await row(page, "ok").locator(".last-run").getAttribute("title")).toMatch(/\d/);
 		expect(await row(page, "failing").locator(".failures").textContent()).toBe("1");
+		// Last attempt and last success apart: a piece that only ever failed was attempted, never succeeded.
+		expect(await row(page, "failing").locator(".last-run").textContent()).toMatch(/ago|now/);
+		expect(await row(page, "failing").locator(".last-success").textContent()).toBe("never");
+		// Each row's strip of recorded runs, coloured by outcome.
+		expect(await row(page, "failing").locator(".recent .mark").last().getAttribute("data-outcome")).toBe("f");
+		expect(await row(page, "ok").locator(".recent .mark").last().getAttribute("data-outcome")).toBe("s");
+		// The chart of the last hour: the tick's runs, and the failing piece.
+		const { lastHour } = (await api("/api/stats")).body as { lastHour: { dispatched: number } };
+		expect(lastHour.dispatched).toBeGreaterThanOrEqual(1);
+		expect(Number(await page.getAttribute("#chart", "data-runs"))).toBe(lastHour.dispatched);
+		expect(Number(await page.getAttribute("#chart", "data-failed"))).toBeGreaterThanOrEqual(1);
+		expect(await page.locator("#chart rect.failing[height]:not([height='0'])").count()).toBeGreaterThanOrEqual(1);
+		// Statuses show their times relative, the whole text on hover.
+		const pendingStatus = row(page, "pending").locator(".status");
+		expect(await pendingStatus.textContent()).toMatch(/^Runtime unavailable for \d+ (second|minute)s?: /);
+		expect(await pendingStatus.getAttribute("title")).toMatch(/^Runtime unavailable since \d{4}-\d\d-\d\dT/);
 		await page.screenshot({ path: `${SCREENSHOTS}/dashboard.png`, fullPage: true });
 		expect(errors).toEqual([]);
 		await context.close();
@@ -189,15 +207,16 @@ describe("the dashboard, in Chromium against npm start", () => {
 		await page.click("#refresh");
 		await expect.poll(() => ok2.getAttribute("data-state")).toBe("ok");
 
-		// Delete asks first; dismissing keeps the piece, accepting removes it.
-		page.once("dialog", (dialog) => void dialog.dismiss());
+		// Delete asks first, in the page; Cancel keeps the piece, Delete removes it.
 		await ok2.locator('[data-action="delete"]').click();
+		await page.waitForSelector("#confirm[open]");
+		expect(await page.textContent("#confirm-text")).toContain(pieces.ok2!.pieceId);
+		await page.screenshot({ path: `${SCREENSHOTS}/confirm.png` });
+		await page.click('#confirm button[value="cancel"]');
+		expect(await page.isVisible("#confirm")).toBe(false);
 		expect(await ok2.count()).toBe(1);
-		page.once("dialog", (dialog) => {
-			expect(dialog.message()).toContain(pieces.ok2!.pieceId);
-			void dialog.accept();
-		});
 		await ok2.locator('[data-action="delete"]').click();
+		await page.click('#confirm button[value="confirm"]');
 		await expect.poll(() => ok2.count()).toBe(0);
 		expect((await api(path(pieces.ok2!))).status).toBe(404);
 		expect(await page.textContent('[data-count="total"]')).toBe("4");
@@ -218,6 +237,52 @@ describe("the dashboard, in Chromium against npm start", () => {
 		await page.screenshot({ path: `${SCREENSHOTS}/detail.png` });
 		await page.click("#detail button[type=submit]");
 		expect(await page.isVisible("#detail")).toBe(false);
+		await context.close();
+	});
+
+	it("refreshes itself, keeping focus and an open dialog, and says when it did", async () => {
+		const { page, errors, context } = await openDashboard(1280, 860, "?refresh=2");
+		await signIn(page);
+		await expect.poll(() => page.textContent("#updated")).toMatch(/^Updated .* · refreshes every 2 s$/);
+		const before = await page.locator("#pieces tbody tr").count();
+		// A control keeps its focus across refreshes.
+		await row(page, "ok").locator('[data-action="run"]').focus();
+		const late = await register("late", "counter");
+		await expect.poll(() => page.locator("#pieces tbody tr").count(), { timeout: 15_000 }).toBe(before + 1);
+		expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.action)).toBe("run");
+		expect(await page.evaluate(() => document.activeElement?.closest("tr")?.dataset.key)).toBe(`${pieces.ok!.space}/${pieces.ok!.pieceId}`);
+		// While a dialog is open, nothing under it changes; once closed, the page catches up.
+		await row(page, "late").locator(".piece").click();
+		await page.waitForSelector("#detail[open]");
+		await register("later", "counter");
+		await new Promise((resolve) => setTimeout(resolve, 5_000));
+		expect(await page.isVisible("#detail")).toBe(true);
+		expect(await page.locator("#pieces tbody tr").count()).toBe(before + 1);
+		await page.keyboard.press("Escape");
+		await expect.poll(() => page.locator("#pieces tbody tr").count(), { timeout: 15_000 }).toBe(before + 2);
+		expect(late.pieceId).toMatch(/^fid1:/);
+		expect(errors).toEqual([]);
+		await context.close();
+	});
+
+	it("works from the keyboard: detail, and delete's confirmation, with Enter and Escape", async () => {
+		const { page, context } = await openDashboard();
+		await signIn(page);
+		await row(page, "pending").locator(".piece").focus();
+		await page.keyboard.press("Enter");
+		await page.waitForSelector("#detail[open]");
+		await page.keyboard.press("Escape");
+		expect(await page.isVisible("#detail")).toBe(false);
+		// Focus goes back where it was.
+		expect(await page.evaluate(() => document.activeElement?.closest("tr")?.dataset.key)).toBe(`${pieces.pending!.space}/${pieces.pending!.pieceId}`);
+		await row(page, "pending").locator('[data-action="delete"]').focus();
+		await page.keyboard.press("Enter");
+		await page.waitForSelector("#confirm[open]");
+		// Cancel is the default: Escape or Enter keeps the piece.
+		expect(await page.evaluate(() => (document.activeElement as HTMLButtonElement | null)?.value)).toBe("cancel");
+		await page.keyboard.press("Escape");
+		expect(await page.isVisible("#confirm")).toBe(false);
+		expect(await row(page, "pending").count()).toBe(1);
 		await context.close();
 	});
 

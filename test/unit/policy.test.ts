@@ -4,10 +4,10 @@ import { SEND_BATCH_MAX_BYTES, SEND_BATCH_MAX_MESSAGES, chunk } from "../../src/
 import { oneOffMessage, tickMessage } from "../../src/messages";
 import { unreachable, type RunOutcome } from "../../src/policy/outcome";
 import { DEFAULT_SPREAD_SECONDS, MAX_CONSECUTIVE_FAILURES, PERIOD_MS, applyOutcome, isDue, registered, slotOf, spreadSeconds, withEnabled, type RunContext } from "../../src/policy/schedule";
-import type { PieceEntry } from "../../src/registry/entry";
+import type { PieceEntry, RunRecord } from "../../src/registry/entry";
 import { RUN_HISTORY_LENGTH, withRun } from "../../src/policy/history";
 import { alreadyRecorded, heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
-import { pieceState } from "../../src/policy/state";
+import { disabledBy, pieceState, recentRuns } from "../../src/policy/state";
 import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
@@ -359,7 +359,7 @@ describe("summarise", () => {
 	const MAX_TIME = 9_999_999_999_999;
 	/** An entry with every numeric field at its widest. */
 	const widest = (status: string, integration: string): PieceEntry =>
-		entry({ status, integration, createdAt: MAX_TIME, updatedAt: MAX_TIME, disabledAt: MAX_TIME, lastRun: MAX_TIME, nextRunAt: MAX_TIME, failures: 999 });
+		entry({ status, integration, createdAt: MAX_TIME, updatedAt: MAX_TIME, disabledAt: MAX_TIME, lastRun: MAX_TIME, nextRunAt: MAX_TIME, failures: 999, history: Array.from({ length: 20 }, () => ({ at: MAX_TIME, outcome: "unavailable" as const, durationMs: 1 })) });
 
 	it("keeps exactly the summary fields", () => {
 		const piece = entry({ status: "Success", failures: 1, lastFailureAt: 77, history: [{ at: 77, outcome: "failure", durationMs: 3, error: "x" }] });
@@ -374,8 +374,9 @@ describe("summarise", () => {
 			nextRunAt: piece.nextRunAt,
 			lastFailureAt: 77,
 			lastSuccessAt: 0,
+			recent: "f",
 		});
-		// An entry written before lastFailureAt or lastSuccessAt existed lists them as 0; history never reaches metadata.
+		// An entry written before lastFailureAt or lastSuccessAt existed lists them as 0; of the history only its outcome letters reach metadata.
 		expect(summarise({ ...piece, lastFailureAt: undefined, lastSuccessAt: undefined })).toMatchObject({ lastFailureAt: 0, lastSuccessAt: 0 });
 	});
 
@@ -594,13 +595,24 @@ describe("run history", () => {
 		expect(entry.history?.at(-2)).not.toHaveProperty("error");
 	});
 
-	it("colours pieces as the replaced admin did", () => {
+	it("puts each piece in one of four states that never overlap, and says who disabled a disabled one", () => {
 		expect(pieceState({ disabledAt: 0, status: "Success", failures: 0 })).toBe("ok");
 		expect(pieceState({ disabledAt: 0, status: "Initializing", failures: 0 })).toBe("pending");
 		expect(pieceState({ disabledAt: 0, status: "Runtime unavailable since …", failures: 0 })).toBe("pending");
 		expect(pieceState({ disabledAt: 0, status: "boom", failures: 1 })).toBe("failing");
-		expect(pieceState({ disabledAt: 5, status: "Disabled: boom", failures: 3 })).toBe("failing");
+		// Disabled by its failures: disabled (it will not run), not failing.
+		expect(pieceState({ disabledAt: 5, status: "Disabled: boom", failures: 3 })).toBe("disabled");
+		expect(disabledBy({ disabledAt: 5, status: "Disabled: boom" })).toBe("failures");
 		expect(pieceState({ disabledAt: 5, status: "Disabled via UI", failures: 0 })).toBe("disabled");
+		expect(disabledBy({ disabledAt: 5, status: "Disabled via UI" })).toBe("operator");
+		expect(disabledBy({ disabledAt: 0, status: "Success" })).toBeNull();
+	});
+
+	it("keeps the last 12 recorded outcomes as one letter each, for the list's strip", () => {
+		const run = (outcome: RunRecord["outcome"]) => ({ at: 1, outcome, durationMs: 1 });
+		expect(recentRuns(undefined)).toBe("");
+		expect(recentRuns([run("success"), run("failure"), run("disabled"), run("unavailable"), run("skipped")])).toBe("sfduk");
+		expect(recentRuns(Array.from({ length: 20 }, (_, i) => run(i < 19 ? "success" : "failure")))).toBe("sssssssssssf");
 	});
 });
 
