@@ -20,11 +20,19 @@ export interface Invocation {
 	dryRun: boolean;
 	/** export: the file to write instead of printing. */
 	out?: string;
+	/** Print the Worker's answers as JSON, for scripts, instead of tables and sentences. */
+	json: boolean;
 	help: boolean;
 }
 
-/** The Worker the CLI talks to unless --url says otherwise (`npm start`'s address). */
+/** The Worker the CLI talks to unless --url, BG_URL or PORT says otherwise (`npm start`'s address). */
 export const DEFAULT_URL = "http://localhost:8787";
+
+/** The Worker's URL from the environment: BG_URL, else `npm start`'s on PORT, else the default. */
+export function urlFromEnvironment(env: Record<string, string | undefined> = process.env): string {
+	if (env.BG_URL) return env.BG_URL;
+	return env.PORT ? `http://localhost:${env.PORT}` : DEFAULT_URL;
+}
 
 /** The passphrase Common Fabric derives space DIDs from. */
 export const DEFAULT_SPACE_PASSPHRASE = "common user";
@@ -48,6 +56,7 @@ export function parseInvocation(argv: string[]): Invocation {
 				all: { type: "boolean", default: false },
 				"dry-run": { type: "boolean", default: false },
 				out: { type: "string" },
+				json: { type: "boolean", default: false },
 				help: { type: "boolean", short: "h", default: false },
 			},
 		});
@@ -55,9 +64,11 @@ export function parseInvocation(argv: string[]): Invocation {
 		throw new UsageError((error as Error).message);
 	}
 	const { values, positionals } = parsed;
-	const [command = "help", ...args] = positionals;
-	const url = URL.parse(values.url ?? DEFAULT_URL);
-	if (!url || !/^https?:$/.test(url.protocol)) throw new UsageError(`--url must be an http(s) URL, not "${values.url}"`);
+	// No command at all is a wrong call (exit 2), not a request for help.
+	const [command = "", ...args] = positionals;
+	const given = values.url ?? urlFromEnvironment();
+	const url = URL.parse(given);
+	if (!url || !/^https?:$/.test(url.protocol)) throw new UsageError(`${values.url === undefined ? "BG_URL" : "--url"} must be an http(s) URL, not "${given}"`);
 	return {
 		command,
 		args,
@@ -72,6 +83,7 @@ export function parseInvocation(argv: string[]): Invocation {
 		all: values.all ?? false,
 		dryRun: values["dry-run"] ?? false,
 		out: values.out,
+		json: values.json ?? false,
 		help: values.help ?? false,
 	};
 }
@@ -97,15 +109,25 @@ Commands:
                                          in the Worker is kept, bad rows are refused one by one
                                          (row numbers are array indexes, from 0); --dry-run
                                          writes nothing and prints the same counts
+  doctor                                 check a deployment end to end: health, identity, the
+                                         runtime, a recent tick, the admin token (ADMIN_TOKEN)
+  service-did                            the DID the Worker signs as, from IDENTITY or
+                                         OPERATOR_PASS here (before the first deploy, for the
+                                         runtime's allow-list)
   help                                   this text
 
 Options:
-  --url <url>          the scheduler Worker (default ${DEFAULT_URL})
+  --url <url>          the scheduler Worker, with its BASE_PATH if any (default: BG_URL, else
+                       http://localhost:$PORT, else ${DEFAULT_URL})
+  --json               the Worker's answers as JSON, for scripts (default: tables, relative times)
   --passphrase <p>     what space DIDs derive from (default "${DEFAULT_SPACE_PASSPHRASE}")
 
 Environment:
+  BG_URL               the scheduler Worker, as --url
   ADMIN_TOKEN          bearer token for admin commands
   REGISTRATION_TOKEN   bearer token for register, where the Worker requires one
+  IDENTITY, OPERATOR_PASS
+                       the Worker's secrets, for service-did
 
-Exit codes: 0 done; 1 the Worker refused or failed (its error is printed), or import
-refused a row; 2 wrong usage; 3 the Worker could not be reached.`;
+Exit codes: 0 done; 1 the Worker refused or failed (its error is printed), import refused a
+row, or doctor found a problem; 2 wrong usage; 3 the Worker could not be reached.`;

@@ -4,14 +4,36 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { text } from "node:stream/consumers";
-import { deriveIdentity, identityFromPassphrase } from "../src/identity/ed25519";
+import { DEFAULT_OPERATOR_PASS, decodePkcs8, deriveIdentity, identityFromPassphrase, identityFromPkcs8 } from "../src/identity/ed25519";
 import { parseInvocation, USAGE, UsageError, type Invocation } from "./args";
+import { describeChecks, doctor } from "./doctor";
+import { messageOf, pieceDetail, piecesTable, type ShownPiece } from "./present";
 import { exportRegistry, formatExport, importRegistry, type ImportReport, type Transport } from "./transfer";
 
 /** The Worker could not be reached: exit code 3. */
 class UnreachableError extends Error {}
 /** The Worker answered with an error: exit code 1. */
-class RefusedError extends Error {}
+class RefusedError extends Error {
+	constructor(
+		message: string,
+		readonly status: number,
+	) {
+		super(message);
+	}
+}
+
+/** The DID the Worker signs as, from the same secrets it reads: IDENTITY (PKCS#8, PEM or base64), else OPERATOR_PASS. */
+export async function serviceDid(env: Record<string, string | undefined> = process.env): Promise<{ did: string; from: string }> {
+	if (env.IDENTITY) {
+		try {
+			return { did: (await identityFromPkcs8(decodePkcs8(env.IDENTITY))).did, from: "IDENTITY" };
+		} catch {
+			throw new UsageError("IDENTITY is not a PKCS#8 Ed25519 key (openssl genpkey -algorithm ed25519 makes one)");
+		}
+	}
+	const from = env.OPERATOR_PASS ? "OPERATOR_PASS" : `the default passphrase "${DEFAULT_OPERATOR_PASS}": set IDENTITY or OPERATOR_PASS as you will for the Worker`;
+	return { did: (await identityFromPassphrase(env.OPERATOR_PASS || DEFAULT_OPERATOR_PASS)).did, from };
+}
 
 /** `Identity.fromPassphrase(passphrase).derive(name).did()`. */
 export async function spaceDid(name: string, passphrase: string): Promise<string> {
@@ -37,7 +59,7 @@ async function call(invocation: Invocation, path: string, init: RequestInit & { 
 	}
 	if (!response.ok) {
 		const error = body && typeof body === "object" && "error" in body ? (body as { error: unknown }).error : text;
-		throw new RefusedError(`HTTP ${response.status}: ${String(error)}`);
+		throw new RefusedError(`HTTP ${response.status}: ${String(error)}`, response.status);
 	}
 	return body;
 }
@@ -150,29 +172,45 @@ async function register(invocation: Invocation): Promise<unknown> {
 	return call(invocation, "/api/integrations/bg", { method: "POST", token, body: JSON.stringify({ space, pieceId: invocation.piece, integration: invocation.integration }) });
 }
 
-/** Runs one invocation; returns what to print (and, for import, the exit code). */
+/** A command's answer as JSON (--json), or as `human` puts it for people. */
+function present<T>(invocation: Invocation, answer: T, human: (answer: T) => string): string {
+	return invocation.json ? JSON.stringify(answer, null, 2) : human(answer);
+}
+
+/** Runs one invocation; returns what to print (and, for import and doctor, the exit code). */
 export async function run(invocation: Invocation): Promise<string | Printed> {
 	switch (invocation.command) {
 		case "help":
 			return USAGE;
+		case "":
+			throw new UsageError("no command given");
+		case "doctor": {
+			const checks = await doctor(async (path, init) => fetch(`${invocation.url}${path}`, init), invocation.url, process.env.ADMIN_TOKEN);
+			return { text: invocation.json ? JSON.stringify(checks, null, 2) : describeChecks(checks), exitCode: checks.every((check) => check.ok) ? 0 : 1 };
+		}
+		case "service-did": {
+			const { did, from } = await serviceDid();
+			console.error(`(from ${from})`);
+			return did;
+		}
 		case "space-did": {
 			const [name, ...rest] = invocation.args;
 			if (name === undefined || rest.length) throw new UsageError("space-did takes exactly one space name");
 			return spaceDid(name, invocation.passphrase);
 		}
 		case "register":
-			return show(await register(invocation));
+			return present(invocation, await register(invocation), messageOf);
 		case "status":
-			return show(await call(invocation, piecePath(invocation)));
+			return present(invocation, (await call(invocation, piecePath(invocation))) as ShownPiece, (piece) => pieceDetail(piece));
 		case "list":
-			return show(await list(invocation));
+			return present(invocation, (await list(invocation)) as { pieces: ShownPiece[]; cursor: string | null }, (page) => piecesTable(page.pieces ?? [], page.cursor ? `more: --cursor ${page.cursor} (or --all)` : null));
 		case "enable":
 		case "disable":
-			return show(await call(invocation, piecePath(invocation), { method: "PATCH", token: adminToken(), body: JSON.stringify({ enabled: invocation.command === "enable" }) }));
+			return present(invocation, await call(invocation, piecePath(invocation), { method: "PATCH", token: adminToken(), body: JSON.stringify({ enabled: invocation.command === "enable" }) }), messageOf);
 		case "delete":
-			return show(await call(invocation, piecePath(invocation), { method: "DELETE", token: adminToken() }));
+			return present(invocation, await call(invocation, piecePath(invocation), { method: "DELETE", token: adminToken() }), messageOf);
 		case "run":
-			return show(await call(invocation, `${piecePath(invocation)}/run`, { method: "POST", token: adminToken() }));
+			return present(invocation, await call(invocation, `${piecePath(invocation)}/run`, { method: "POST", token: adminToken() }), messageOf);
 		case "export":
 			return exportCommand(invocation);
 		case "import":
@@ -182,11 +220,15 @@ export async function run(invocation: Invocation): Promise<string | Printed> {
 	}
 }
 
-function show(value: unknown): string {
-	return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+/** What to try when the Worker refused: the few answers with one likely cause. */
+function hintFor(error: RefusedError): string | null {
+	if (error.status === 401) return "ADMIN_TOKEN must be the Worker's admin token";
+	if (error.status === 503 && /ADMIN_TOKEN/.test(error.message)) return "the Worker has no ADMIN_TOKEN secret: npx wrangler secret put ADMIN_TOKEN";
+	if (error.status === 404 && /no such route/.test(error.message)) return "is --url (or BG_URL) the scheduler, with its BASE_PATH if it has one?";
+	return null;
 }
 
-/** Entry point: prints the result, or the error and the usage, and sets the exit code. */
+/** Entry point: prints the result, or one line of error with a hint, and sets the exit code. */
 export async function main(argv: string[]): Promise<number> {
 	try {
 		const invocation = parseInvocation(argv);
@@ -196,10 +238,12 @@ export async function main(argv: string[]): Promise<number> {
 		return printed.exitCode;
 	} catch (error) {
 		if (error instanceof UsageError) {
-			console.error(`error: ${error.message}\n\n${USAGE}`);
+			console.error(`error: ${error.message}\n  (npm run cli -- help: every command and option)`);
 			return 2;
 		}
 		console.error(`error: ${(error as Error).message}`);
+		const hint = error instanceof RefusedError ? hintFor(error) : error instanceof UnreachableError ? "is the Worker running (npm start) or deployed? --url or BG_URL says where" : null;
+		if (hint) console.error(`  hint: ${hint}`);
 		return error instanceof UnreachableError ? 3 : 1;
 	}
 }

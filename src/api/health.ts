@@ -19,8 +19,11 @@ const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
  * refusing, not a runtime at all) since when and why. Health makes no runtime call: what it
  * says of the runtime is what the last runs saw (`meta/runtime`, kept by the consumer).
  */
-export async function health(_request: Request, env: Env) {
+export async function health(request: Request, env: Env) {
 	const problems: string[] = [];
+	// What is a problem deployed but expected on this machine (npm start): said, not counted.
+	const notes: string[] = [];
+	const local = LOCAL_HOSTS.has(new URL(request.url).hostname);
 	const target = runtimeTarget(env);
 	if (target.kind === "none") problems.push(target.problem);
 	// Plain HTTP to a remote runtime lets anyone on the path read, replay (within the skew
@@ -43,7 +46,7 @@ export async function health(_request: Request, env: Env) {
 		for (const signer of signers) if (!publicKeyFromDid(signer)) problems.push(`RUNTIME_SIGNERS has "${signer.slice(0, 80)}", which is not an Ed25519 did:key`);
 	}
 	if (!env.IDENTITY && (!env.OPERATOR_PASS || env.OPERATOR_PASS === DEFAULT_OPERATOR_PASS)) {
-		problems.push(`signing with the default passphrase "${DEFAULT_OPERATOR_PASS}", which anyone can reproduce: set IDENTITY or OPERATOR_PASS`);
+		(local ? notes : problems).push(`signing with the default passphrase "${DEFAULT_OPERATOR_PASS}", which anyone can reproduce: set IDENTITY or OPERATOR_PASS${local ? " before deploying" : ""}`);
 	}
 	let did: string | null = null;
 	try {
@@ -77,5 +80,6 @@ export async function health(_request: Request, env: Env) {
 		// The hour of earlier ticks is for /api/stats; health shows the last one.
 		lastTick: lastTick && { ...lastTick, recent: undefined },
 		problems,
+		notes,
 	};
 }

@@ -305,7 +305,7 @@ export const openApiDocument = {
 			TickSummary: tickSummary,
 			Health: {
 				type: "object",
-				required: ["status", "service", "time", "did", "runtime", "lastTick", "problems"],
+				required: ["status", "service", "time", "did", "runtime", "lastTick", "problems", "notes"],
 				properties: {
 					status: { enum: ["ok", "degraded"] },
 					service: { type: "string" },
@@ -325,6 +325,7 @@ export const openApiDocument = {
 					},
 					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
 					problems: { type: "array", items: { type: "string" } },
+					notes: { type: "array", items: { type: "string" }, description: "what would be a problem deployed but is expected when the Worker is asked on localhost (npm start): the default passphrase" },
 				},
 			},
 			Stats: {

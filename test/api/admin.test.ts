@@ -1,6 +1,7 @@
 import { base58, base64urlnopad } from "@scure/base";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { health } from "../../src/api/health";
 import { putLastTick, type TickSummary } from "../../src/registry/store";
 import { T0, admin, call, eventually, newPieceId, newSpace, piecePath, registerPiece, runCount, seedPiece } from "../helpers";
 import { LIST, type ListPage, type Outcome, getEntry, list, read, sleep } from "./client";
@@ -460,6 +461,16 @@ describe("GET /api/health", () => {
 		expect(health.did).not.toBe(await didOfPassphrase("implicit trust"));
 		expect(health.runtime).toEqual({ via: "service-binding", protocol: 1, timeoutMs: 300, state: "ok", since: null, reason: null });
 		expect(health).toHaveProperty("lastTick");
+	});
+
+	it("counts the default passphrase as a problem deployed, and only notes it when asked on this machine (npm start)", async () => {
+		const insecure = { ...env, OPERATOR_PASS: "", IDENTITY: "" };
+		const remote = await health(new Request("https://bg.example.com/api/health"), insecure);
+		expect(remote.status).toBe("degraded");
+		expect(remote.problems).toEqual([expect.stringContaining('signing with the default passphrase "implicit trust"')]);
+		const local = await health(new Request("http://127.0.0.1:8787/api/health"), insecure);
+		expect(local).toMatchObject({ status: "ok", problems: [] });
+		expect(local.notes).toEqual([expect.stringMatching(/default passphrase .* before deploying$/)]);
 	});
 
 	it("reports the last tick's summary", async () => {

@@ -13,7 +13,7 @@ const exec = promisify(execFile);
 /** Runs `npm run cli -- …` as a user would (through scripts/cli.mjs), never throwing. */
 async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
 	try {
-		const { stdout, stderr } = await exec(process.execPath, ["scripts/cli.mjs", ...args], { env: { ...process.env, ADMIN_TOKEN: "", REGISTRATION_TOKEN: "", ...env } });
+		const { stdout, stderr } = await exec(process.execPath, ["scripts/cli.mjs", ...args], { env: { ...process.env, ADMIN_TOKEN: "", REGISTRATION_TOKEN: "", BG_URL: "", PORT: "", OPERATOR_PASS: "", IDENTITY: "", ...env } });
 		return { code: 0, stdout, stderr };
 	} catch (error) {
 		const failed = error as { code: number; stdout: string; stderr: string };
@@ -120,24 +120,81 @@ describe("Worker commands", () => {
 
 	it("list --all follows the cursor to the end", async () => {
 		reply = (request) => (request.url!.includes("cursor=c1") ? { status: 200, body: { success: true, pieces: [{ pieceId: "b" }], cursor: null } } : { status: 200, body: { success: true, pieces: [{ pieceId: "a" }], cursor: "c1" } });
-		const result = await cli(["list", "--all", "--url", url], { ADMIN_TOKEN: "tok" });
+		const result = await cli(["list", "--all", "--json", "--url", url], { ADMIN_TOKEN: "tok" });
 		reply = () => ({ status: 200, body: { success: true } });
 		expect(JSON.parse(result.stdout).pieces).toEqual([{ pieceId: "a" }, { pieceId: "b" }]);
 	});
 
-	it("exit 1 with the Worker's error when it refuses", async () => {
+	it("exit 1 with the Worker's error when it refuses, and a hint", async () => {
 		reply = () => ({ status: 401, body: { success: false, error: "missing or wrong admin token" } });
 		const result = await cli(["disable", SPACE, PIECE, "--url", url], { ADMIN_TOKEN: "wrong" });
 		reply = () => ({ status: 200, body: { success: true } });
 		expect(result.code).toBe(1);
 		expect(result.stderr).toContain("HTTP 401: missing or wrong admin token");
+		expect(result.stderr).toContain("hint: ADMIN_TOKEN must be the Worker's admin token");
 	});
 
-	it("exit 2 with the usage for a wrong call, and for an admin command without ADMIN_TOKEN", async () => {
-		for (const args of [["bogus"], ["status", SPACE], ["register", "--piece", PIECE], ["space-did"], ["list", "--nope"]]) {
+	it("finds the Worker through BG_URL, else npm start's PORT, when --url is not given", async () => {
+		await cli(["status", SPACE, PIECE], { BG_URL: `${url}/prefixed` });
+		expect(last()).toMatchObject({ method: "GET", url: `/prefixed/api/integrations/bg/${encodeURIComponent(SPACE)}/${encodeURIComponent(PIECE)}` });
+		const port = new URL(url).port;
+		const before = seen.length;
+		await cli(["status", SPACE, PIECE], { BG_URL: "", PORT: port });
+		expect(seen.length).toBe(before + 1);
+		expect((await cli(["status", SPACE, PIECE], { BG_URL: "ftp://x" })).stderr).toContain('BG_URL must be an http(s) URL, not "ftp://x"');
+	});
+
+	it("prints pieces for people: a table with short ids and relative times; --json as the Worker answered", async () => {
+		const now = Date.now();
+		const listed = { space: SPACE, pieceId: PIECE, integration: "gmail", status: "boom", failures: 2, disabledAt: 0, lastRun: now - 5 * 60_000, lastSuccessAt: 0, nextRunAt: now + 60_000, createdAt: now - 86_400_000, lastRunMaxLagMs: 0 };
+		reply = () => ({ status: 200, body: { success: true, pieces: [listed, { ...listed, pieceId: PIECE.replace("Q", "R"), status: "Disabled: boom", disabledAt: now }], cursor: "next-page" } });
+		const table = await cli(["list", "--url", url], { ADMIN_TOKEN: "tok" });
+		const lines = table.stdout.trim().split("\n");
+		expect(lines[0]).toMatch(/^STATE +SPACE +PIECE +INTEGRATION +LAST ATTEMPT +LAST SUCCESS +FAILURES +STATUS$/);
+		expect(lines[1]).toMatch(/^failing +did:key:z6MkhaXg…2doK +fid1:abcdefgh…NOPQ +gmail +5 min ago +never +2 +boom$/);
+		expect(lines[2]).toMatch(/^disabled +.*Disabled: boom$/);
+		expect(lines[3]).toBe("more: --cursor next-page (or --all)");
+		reply = () => ({ status: 200, body: listed });
+		const detail = await cli(["status", SPACE, PIECE, "--url", url]);
+		expect(detail.stdout).toMatch(/^last attempt +5 min ago \(\d{4}-\d\d-\d\dT/m);
+		expect(detail.stdout).toMatch(/^last success +never$/m);
+		expect(JSON.parse((await cli(["status", SPACE, PIECE, "--json", "--url", url])).stdout)).toEqual(listed);
+		reply = () => ({ status: 200, body: { success: true, message: "Piece x disabled" } });
+		expect((await cli(["disable", SPACE, PIECE, "--url", url], { ADMIN_TOKEN: "tok" })).stdout.trim()).toBe("Piece x disabled");
+		reply = () => ({ status: 200, body: { success: true } });
+	});
+
+	it("doctor checks a deployment end to end and exits 1 on any problem, saying what to fix", async () => {
+		const healthy = { status: "ok", service: "bg-piece-scheduler", did: "did:key:z6Mkx", runtime: { via: "url", protocol: 2, state: "ok", since: null, reason: null }, lastTick: { scheduledTime: Date.now() - 30_000, dispatched: 3, listed: 4 }, problems: [], notes: [] };
+		reply = (request) => (request.url === "/api/health" ? { status: 200, body: healthy } : request.headers.authorization === "Bearer tok" ? { status: 200, body: { success: true } } : { status: 401, body: { error: "wrong" } });
+		const good = await cli(["doctor", "--url", url], { ADMIN_TOKEN: "tok" });
+		expect(good.code).toBe(0);
+		expect(good.stdout.trim().split("\n").every((line) => line.startsWith("✓"))).toBe(true);
+		expect(good.stdout).toContain("✓ the admin token is accepted");
+		const wrongToken = await cli(["doctor", "--url", url], { ADMIN_TOKEN: "nope" });
+		expect(wrongToken.code).toBe(1);
+		expect(wrongToken.stdout).toContain("✗ the admin token is refused (HTTP 401)\n    → ADMIN_TOKEN here must be the Worker's secret of that name");
+		const stale = { ...healthy, status: "degraded", problems: ["no tick since …"], lastTick: { ...healthy.lastTick, scheduledTime: Date.now() - 10 * 60_000 }, runtime: { ...healthy.runtime, state: "unavailable", since: Date.now(), reason: "runtime unreachable" } };
+		reply = (request) => (request.url === "/api/health" ? { status: 200, body: stale } : { status: 200, body: {} });
+		const bad = await cli(["doctor", "--url", url], { ADMIN_TOKEN: "tok" });
+		expect(bad.code).toBe(1);
+		expect(bad.stdout).toContain("✗ health: degraded");
+		expect(bad.stdout).toContain("✗ no tick since …");
+		expect(bad.stdout).toMatch(/✗ the runtime has been unavailable since .*: runtime unreachable/);
+		expect(bad.stdout).toMatch(/✗ the last tick was at /);
+		reply = () => ({ status: 404, body: { success: false, error: "no such route" } });
+		const elsewhere = await cli(["doctor", "--url", url]);
+		expect(elsewhere.code).toBe(1);
+		expect(elsewhere.stdout).toContain("not as this scheduler");
+		reply = () => ({ status: 200, body: { success: true } });
+	});
+
+	it("exit 2 with one line of error and a hint (not the whole usage) for a wrong call, no command, or an admin command without ADMIN_TOKEN", async () => {
+		for (const args of [["bogus"], ["status", SPACE], ["register", "--piece", PIECE], ["space-did"], ["list", "--nope"], []]) {
 			const result = await cli([...args, "--url", url]);
 			expect(result.code, args.join(" ")).toBe(2);
-			expect(result.stderr).toContain("Usage: npm run cli");
+			expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^error: /), "  (npm run cli -- help: every command and option)"]);
+			expect(result.stdout).toBe("");
 		}
 		const noToken = await cli(["list", "--url", url]);
 		expect(noToken.code).toBe(2);
@@ -156,6 +213,17 @@ describe("Worker commands", () => {
 		const result = await cli(["status", SPACE, PIECE, "--url", "http://127.0.0.1:9"]);
 		expect(result.code).toBe(3);
 		expect(result.stderr).toContain("cannot reach http://127.0.0.1:9");
+	});
+
+	it("service-did prints the DID the Worker will sign as, from OPERATOR_PASS or IDENTITY, before any deploy", async () => {
+		const fromPass = await cli(["service-did"], { OPERATOR_PASS: "a secret pass" });
+		expect(fromPass.code).toBe(0);
+		expect(fromPass.stdout.trim()).toBe(didOf(keyOfSeed(sha256("a secret pass"))));
+		expect(fromPass.stderr).toContain("(from OPERATOR_PASS)");
+		const seed = sha256("some key");
+		const pem = keyOfSeed(seed).export({ format: "pem", type: "pkcs8" }).toString();
+		expect((await cli(["service-did"], { IDENTITY: pem, OPERATOR_PASS: "ignored" })).stdout.trim()).toBe(didOf(keyOfSeed(seed)));
+		expect((await cli(["service-did"], { IDENTITY: "not a key" })).code).toBe(2);
 	});
 
 	it("help prints the usage and exits 0", async () => {
@@ -271,7 +339,7 @@ describe("export and import (admin)", () => {
 			const result = await adminCli([...args, "--url", url], env);
 			expect(result.code, args.join(" ")).toBe(2);
 			expect(result.stderr).toMatch(error);
-			expect(result.stderr).toContain("Usage: npm run cli");
+			expect(result.stderr).toContain("(npm run cli -- help: every command and option)");
 		}
 		expect(seen).toHaveLength(0);
 	});
