@@ -19,6 +19,9 @@ const NOISE = [
 	/^\[wrangler:info\] (GET|HEAD|POST|PATCH|DELETE|OPTIONS) \S+ [23]\d\d /,
 	/^\[wrangler:info\] QUEUE \S+ \d+\/\d+ /,
 	/^\[wrangler:info\] (GET|POST) \/cdn-cgi\/local\/scheduled/,
+	// Local KV carries list metadata in a header and warns of any non-ASCII in it (a clipped
+	// status ends in "…"); Cloudflare's KV takes it as it is, and so does the local one.
+	/^A header value for "CF-KV-Metadata" contains non-ASCII characters/,
 ];
 
 /** An id shortened for a line: `did:key:z6MkhaXg…4mVzx` → `z6MkhaXg…4mVzx`, `fid1:abc…xyz`. */

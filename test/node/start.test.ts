@@ -37,7 +37,7 @@ describe("npm start's output", () => {
 	const piece = "did:key:z6Mkm5EjoZz51YUD7PyVpBwaFtLBKabNCPGkpMy8X5wcqp5a/fid1:EpHUPrEx4_GNUbipw3-FMTahov29ELSZgnu18DKRYfm";
 
 	it("leaves out wrangler's start-up noise and the requests that went well", () => {
-		for (const line of ["Your Worker has access to the following bindings:", 'env.BASE_PATH ("(hidden)")                                       Environment Variable      local', "❓ Your types might be out of date. Re-run `wrangler types` to ensure your types are correct.", "⎔ Starting local server...", "[wrangler:info] POST /api/integrations/bg 200 OK (33ms)", "[wrangler:info] QUEUE bg-piece-runs 1/1 (29ms)", ""]) {
+		for (const line of ["Your Worker has access to the following bindings:", 'env.BASE_PATH ("(hidden)")                                       Environment Variable      local', "❓ Your types might be out of date. Re-run `wrangler types` to ensure your types are correct.", "⎔ Starting local server...", "[wrangler:info] POST /api/integrations/bg 200 OK (33ms)", "[wrangler:info] QUEUE bg-piece-runs 1/1 (29ms)", 'A header value for "CF-KV-Metadata" contains non-ASCII characters: "{"status":"…"}"', ""]) {
 			expect(formatLine(line), line).toBeNull();
 		}
 		expect(formatLine("[wrangler:info] GET /api/nothing 404 Not Found (3ms)")).toBe("[wrangler:info] GET /api/nothing 404 Not Found (3ms)");
