@@ -26,24 +26,13 @@ export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
  */
 export const MAX_IMPORT_STATUS_LENGTH = 4096;
 
-/** One row of an import, validated: the replaced service's eight fields and our own extras. */
-export interface ImportRow {
-	space: string;
-	/** Normalised: `of:fid1:…` is stored as `fid1:…`. */
-	pieceId: string;
-	integration: string;
-	createdAt: number;
-	updatedAt: number;
-	/** 0 when the row had none (absent, null or 0): enabled. */
-	disabledAt: number;
-	lastRun: number;
-	status: string;
-	/** Our export's extras, absent from the replaced service's rows. */
-	failures?: number;
-	nextRunAt?: number;
-	lastFailureAt?: number;
-	lastSuccessAt?: number;
-}
+/**
+ * One row of an import, validated: the replaced service's eight fields (`pieceId` normalised,
+ * `of:fid1:…` stored as `fid1:…`; `disabledAt` 0 when the row had none), and our export's
+ * extras, absent from the replaced service's rows.
+ */
+export type ImportRow = Pick<PieceEntry, "space" | "pieceId" | "integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status"> &
+	Partial<Pick<PieceEntry, "failures" | "nextRunAt" | "lastFailureAt" | "lastSuccessAt">>;
 
 /** A time field: whole, non-negative milliseconds, not seconds, not beyond tomorrow. */
 function time(name: string, now: number) {
