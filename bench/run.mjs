@@ -71,6 +71,17 @@ const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
 const tomlString = (name, fallback) => new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m").exec(toml)?.[1] ?? fallback;
 const compatibilityDate = tomlString("compatibility_date", "2026-08-22");
 const PROTOCOL = tomlString("RUNTIME_PROTOCOL", "1");
+// Workers Logs as wrangler.toml ships it: off without [observability] enabled = true; with it,
+// head_sampling_rate (default 1) of the invocations are logged, each with its console lines.
+const observabilityTable = /^\[observability\]\s*\n((?:(?!\[)[^\n]*\n?)*)/m.exec(toml)?.[1] ?? "";
+const OBSERVABILITY = {
+	enabled: /^\s*enabled\s*=\s*true/m.test(observabilityTable),
+	headSamplingRate: Number(/^\s*head_sampling_rate\s*=\s*([\d.]+)/m.exec(observabilityTable)?.[1] ?? 1),
+};
+/** The share of log events billed: what observability records. */
+const LOGGED = OBSERVABILITY.enabled ? OBSERVABILITY.headSamplingRate : 0;
+/** The mixed population: this share of pieces fails in the third phase (having succeeded before). */
+const MIXED_FAIL_SHARE = 0.05;
 const TIMEOUT_MS = tomlString("RUNTIME_TIMEOUT_MS", "600000");
 // The runtime's report key: the bench Worker allows its DID (RUNTIME_SIGNERS), as production must.
 const RUNTIME_PASS = "bench runtime";
@@ -234,6 +245,8 @@ try {
 	// 4. The current design, then the naive one on the same pieces a period later.
 	const current = await runDesign("current", T);
 	const naive = await runDesign("naive", T + 60_000);
+	// The same pieces a period later, in the current design, with 5% of them failing.
+	const mixed = await runDesign("mixed", T + 120_000);
 
 	// 5. Report.
 	const report = {
@@ -247,10 +260,13 @@ try {
 		fanoutCpuUsPerPiece: Number(((fanoutCpu.cpuMs * 1000) / PIECES).toFixed(3)),
 		fanoutCpuNode: { ...fanoutCpu, cpuMs: Number(fanoutCpu.cpuMs.toFixed(2)), wallMs: Number(fanoutCpu.wallMs.toFixed(2)) },
 		baseline: naive.figures,
+		mixed: perRunFigures(mixed.figures),
+		observability: OBSERVABILITY,
 		workerdCrossContextWarnings: crossContextWarnings,
 		benchSeconds: Math.round((Date.now() - started) / 1000),
 	};
 	printTable(report, current, naive);
+	printMixed(report.mixed);
 	console.log(JSON.stringify(report));
 } finally {
 	await cleanup();
@@ -261,8 +277,9 @@ try {
 /** One design: reset the counts, fire one tick, wait for every run it dispatched. */
 async function runDesign(design, tickTime) {
 	await call("POST", "/bench/reset-stats");
-	const delays = design === "current" ? DELAYS : "off";
-	await call("POST", `/bench/design?design=${design}&delays=${delays}`);
+	const delays = design !== "naive" ? DELAYS : "off";
+	await call("POST", `/bench/design?design=${design === "naive" ? "naive" : "current"}&delays=${delays}`);
+	await call("POST", `/bench/fail?share=${design === "mixed" ? MIXED_FAIL_SHARE : 0}`);
 	log(`${design}: tick at ${new Date(tickTime).toISOString()}…`);
 	const fired = Date.now();
 	const tick = await phase(async () => {
@@ -277,7 +294,7 @@ async function runDesign(design, tickTime) {
 	log(`${design}: tick took ${fmt(tick.wallMs / 1000, 1)} s, dispatched ${dispatched}${failed ? `, ${failed} failed to send` : ""}; delays ${delays}; waiting for the runs…`);
 
 	// Bounded wait: the spread, then the rig's throughput, the runs' durations, and a stall cut-off.
-	const deadline = Date.now() + (design === "current" ? SPREAD : 0) * 1000 + 120_000 + dispatched * 20 + latencyAllowanceMs(design, dispatched);
+	const deadline = Date.now() + (design !== "naive" ? SPREAD : 0) * 1000 + 120_000 + dispatched * 20 + latencyAllowanceMs(design, dispatched);
 	const stallMs = 60_000 + (LATENCY ? 5 * LATENCY.p99Ms : 0);
 	let lastProgress = { done: -1, at: Date.now() };
 	let lastLog = Date.now();
@@ -334,6 +351,8 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 	// every console.log/console.error call one more.
 	const requests = kinds.reduce((a, k) => a + k.invocations, 0);
 	const logEvents = requests + sum("consoleCalls");
+	// What Workers Logs bills: the events observability records (wrangler.toml's setting).
+	const billedLogEvents = logEvents * LOGGED;
 	// CPU: workerd's whole process (also the local KV and Queue simulators and the runtime),
 	// so an upper bound of the Worker's own CPU.
 	const cpuMs = (tick.workerdCpuMs ?? 0) + (runs.workerdCpuMs ?? 0);
@@ -343,7 +362,7 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		queues: per(queueOps) * PRICE.queueOp * 1e6,
 		requests: per(requests) * PRICE.request * 1e6,
 		cpu: per(cpuMs) * PRICE.cpuMs * 1e6,
-		logs: per(logEvents) * PRICE.logEvent * 1e6,
+		logs: per(billedLogEvents) * PRICE.logEvent * 1e6,
 	};
 	const costPerMillionRunsUsd = Object.values(cost).reduce((a, b) => a + b, 0);
 
@@ -384,7 +403,10 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		fanoutMsPerPiece: r(per(tick.wallMs), 5),
 		fanoutWorkerdCpuMs: tick.workerdCpuMs,
 		fanoutWorkerdCpuMsPerPiece: tick.workerdCpuMs === null ? null : r(per(tick.workerdCpuMs), 5),
-		queueMessagesPerRun: r(per(messages)),
+		// Every delivery (retries and redeliveries included) per run that reached the runtime.
+		queueMessagesPerRun: runtime.runs ? r((messages + s.retried) / runtime.runs) : null,
+		queueMessagesPerDispatched: r(per(messages)),
+		runtimeFailedRuns: runtime.failed ?? 0,
 		kvReadsPerRun: r(per(kvReads)),
 		kvWritesPerRun: r(per(kvWrites)),
 		kvListsPerRun: r(per(kvLists), 5),
@@ -443,11 +465,18 @@ function figures(design, fired, dispatched, tick, runs, s, runtime) {
 		errorLines: s.errorLines,
 		logEvents,
 		logEventsPerRun: r(per(logEvents)),
+		billedLogEventsPerRun: r(per(billedLogEvents)),
 		logEventsByKind: Object.fromEntries(["tick", "consumer", "report"].map((k) => [k, { invocations: s[k].invocations, consoleCalls: s[k].totals.consoleCalls }])),
 		piecesPerMinutePerQueue: throughput.piecesPerMinutePerQueue,
 		piecesPerMinuteMax: throughput.piecesPerMinuteMax,
 		throughputModel: throughput.model,
 	};
+}
+
+/** The per-run figures of a phase, for the JSON line's `mixed` object. */
+function perRunFigures(f) {
+	const keys = ["design", "dispatched", "runtimeRuns", "runtimeFailedRuns", "runsStatus", "queueMessagesPerRun", "queueOperationsPerRun", "kvReadsPerRun", "kvWritesPerRun", "kvListsPerRun", "logEventsPerRun", "billedLogEventsPerRun", "costPerMillionRunsUsd", "costBreakdownPerMillionRunsUsd"];
+	return { failShare: MIXED_FAIL_SHARE, ...Object.fromEntries(keys.map((k) => [k, f[k]])) };
 }
 
 function printTable(report, current, naive) {
@@ -479,6 +508,7 @@ function printTable(report, current, naive) {
 		["runs in flight per consumer invocation, max", a.runsInFlightMax, b.runsInFlightMax],
 		["runs in flight at the runtime, max", a.runtimeRunsInFlightMax, b.runtimeRunsInFlightMax],
 		["log events per run (invocations + console calls)", a.logEventsPerRun, b.logEventsPerRun],
+		[`  billed (observability ${OBSERVABILITY.enabled ? `on, head_sampling_rate ${OBSERVABILITY.headSamplingRate}` : "off"})`, a.billedLogEventsPerRun, b.billedLogEventsPerRun],
 		["workerd CPU per run (upper bound)", `${fmt(a.workerdCpuMsPerRun, 3)} ms`, `${fmt(b.workerdCpuMsPerRun, 3)} ms`],
 		["cost per million runs", `$${fmt(a.costPerMillionRunsUsd, 2)}`, `$${fmt(b.costPerMillionRunsUsd, 2)}`],
 		...Object.keys(a.costBreakdownPerMillionRunsUsd).map((k) => [`  of which ${k}`, `$${fmt(a.costBreakdownPerMillionRunsUsd[k], 3)}`, `$${fmt(b.costBreakdownPerMillionRunsUsd[k], 3)}`]),
@@ -505,6 +535,11 @@ function printTable(report, current, naive) {
 		console.log(`\nA measured runtime rate marked "not the design's" shows the local rig, not the design: its delaySeconds did not reach the local queue (--delays off) or the rig, one consumer invocation at a time, took over 60 s to drain. The planned peak / mean (from each message's delaySeconds) is the design's profile.`);
 	}
 	console.log(`\nfanOut alone in Node: ${fmt(report.fanoutCpuNode.cpuMs)} ms CPU for ${PIECES} pieces; total bench time ${report.benchSeconds} s\n`);
+}
+
+function printMixed(m) {
+	console.log(`Mixed population: the same pieces a period later, ${m.failShare * 100}% of them failing (having succeeded the tick before), current design`);
+	console.log(`  runs ${m.runtimeRuns} (${m.runtimeFailedRuns} failed, ${m.runsStatus}); per run: queue messages ${m.queueMessagesPerRun}, KV reads ${m.kvReadsPerRun}, KV writes ${m.kvWritesPerRun}, log events ${m.logEventsPerRun}; $${fmt(m.costPerMillionRunsUsd, 3)} per million runs\n`);
 }
 
 function fmtMax(m, k) {

@@ -5,7 +5,7 @@
  */
 import { registered } from "../src/policy/schedule";
 import type { PieceEntry } from "../src/registry/entry";
-import { pieceKey } from "../src/registry/keys";
+import { pieceKey, shardOf } from "../src/registry/keys";
 import { summarise } from "../src/registry/store";
 import { forEachLimit } from "../src/util/limit";
 
@@ -56,14 +56,17 @@ function fixed(n: number, alphabet: string, length: number): string {
 	return (digits.padStart(8, alphabet[0]) + tail).slice(0, length);
 }
 
-/** Writes pieces from..from+count-1, due at tickTime. */
-export async function seed(env: Pick<Env, "REGISTRY">, from: number, count: number, tickTime: number): Promise<number> {
+/**
+ * Writes pieces from..from+count-1, due at tickTime; with `shards`, only those whose space is
+ * in one of them (the arrival rig gives each Miniflare instance shards of its own). Returns how
+ * many it wrote.
+ */
+export async function seed(env: Pick<Env, "REGISTRY">, from: number, count: number, tickTime: number, shards?: ReadonlySet<number>): Promise<number> {
 	const seededAt = Date.now();
-	const indices = Array.from({ length: count }, (_, k) => from + k);
-	await forEachLimit(indices, 6, async (i) => {
-		const entry = seedEntry(i, tickTime, seededAt);
+	const entries = Array.from({ length: count }, (_, k) => seedEntry(from + k, tickTime, seededAt)).filter((entry) => !shards || shards.has(shardOf(entry.space)));
+	await forEachLimit(entries, 6, async (entry) => {
 		// As test/helpers.ts seedPiece: the full entry as the value, its summary as metadata.
 		await env.REGISTRY.put(pieceKey(entry), JSON.stringify(entry), { metadata: summarise(entry) });
 	});
-	return count;
+	return entries.length;
 }

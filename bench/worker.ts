@@ -17,13 +17,15 @@
  *   GET  /bench/stats                     the counts so far
  *   POST /bench/reset-stats               zero the counts (and the runtime's)
  *   GET  /bench/runtime-stats             the bench runtime's counts (bench/runtime.ts)
+ *   POST /bench/fail?share=               the share of pieces the bench runtime fails from now on
+ *   GET  /bench/arrivals                  when each piece's runs reached the runtime (bench/arrivals.mjs)
  */
 import { handleQueue } from "../src/consumer";
 import { handleFanout, handleScheduled } from "../src/cron";
 import { FANOUT_QUEUE } from "../src/lanes";
 import { LAST_TICK_KEY } from "../src/registry/keys";
 import { receiveReports } from "../src/reports";
-import { countingFetcher, countingKV, countingQueue, kvOps, live, roundRobinQueue, subrequests, zero, type Counts, type Live } from "./counting";
+import { countingFetcher, countingKV, countingQueue, kvOps, live, pacedQueue, roundRobinQueue, subrequests, zero, type Counts, type Live } from "./counting";
 import { finishedRun, forgetRuns, runsOutstanding } from "./in-flight";
 import { countConsoleCall, countingConsole } from "./log-count";
 import { naiveQueue, naiveTick } from "./naive";
@@ -36,6 +38,10 @@ type Kind = "tick" | "consumer" | "report";
 interface BenchEnv extends Env {
 	/** How many local queues carry the naive design's runs (1, or more under --latency). */
 	BENCH_NAIVE_QUEUES?: string;
+	/** "0": deliver runs while a tick is still fanning out, as production does (the arrival rig); else they wait, so the tick's CPU is its own. */
+	BENCH_GATE_CONSUMERS?: string;
+	/** Messages a second the run queue's sends keep to (the arrival rig: this instance's share of a lane's pace); unset: no pacing of the bench's own. */
+	BENCH_SEND_PACE?: string;
 }
 
 /** Totals and per-invocation maxima of one kind of invocation. */
@@ -139,9 +145,13 @@ function naiveRuns(env: BenchEnv): Queue {
 	return roundRobinQueue([env.RUNS, ...extra]);
 }
 
+/** The run queue paced for the arrival rig, one per isolate (its schedule spans invocations). */
+let pacedRuns: Queue | undefined;
+
 /** The env with counting bindings, for one invocation. */
 function counted(env: BenchEnv, c: Counts, l: Live): Env {
-	const runs = design === "naive" ? naiveRuns(env) : env.RUNS;
+	const pace = Number(env.BENCH_SEND_PACE);
+	const runs = design === "naive" ? naiveRuns(env) : pace > 0 ? (pacedRuns ??= pacedQueue(env.RUNS, pace)) : env.RUNS;
 	return {
 		...env,
 		REGISTRY: countingKV(env.REGISTRY, c, l),
@@ -240,7 +250,7 @@ export default {
 			case "POST /api/runtime/reports":
 				return report(request, env);
 			case "POST /bench/seed":
-				return Response.json({ seeded: await seed(env, Number(q("from")), Number(q("count")), Number(q("tick"))) });
+				return Response.json({ seeded: await seed(env, Number(q("from")), Number(q("count")), Number(q("tick")), q("shards") ? new Set(q("shards").split(",").map(Number)) : undefined) });
 			case "POST /bench/design":
 				design = q("design") === "naive" ? "naive" : "current";
 				forwardDelays = q("delays") !== "off";
@@ -255,6 +265,10 @@ export default {
 				forgetRuns();
 				await env.RUNTIME!.fetch("https://runtime.internal/reset", { method: "POST" });
 				return Response.json({ ok: true });
+			case "POST /bench/fail":
+				return env.RUNTIME!.fetch(`https://runtime.internal/fail?share=${encodeURIComponent(q("share"))}`, { method: "POST" });
+			case "GET /bench/arrivals":
+				return env.RUNTIME!.fetch("https://runtime.internal/arrivals");
 			case "GET /bench/runtime-stats":
 				return env.RUNTIME!.fetch("https://runtime.internal/stats");
 			default:
@@ -267,7 +281,7 @@ export default {
 	async queue(batch, env) {
 		// A fan-out hand-over (a lane beyond one invocation's budget) is fan-out work: counted with the tick.
 		if (batch.queue === FANOUT_QUEUE) return invocation("tick", env, (e) => handleFanout(batch, e));
-		if (tickRunning) await tickRunning;
+		if (tickRunning && env.BENCH_GATE_CONSUMERS !== "0") await tickRunning;
 		const { wrapped, retried } = countingBatch(batch);
 		stats.delivered += batch.messages.length;
 		stats.inFlight++;

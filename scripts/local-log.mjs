@@ -78,8 +78,6 @@ export function formatLine(line, tag = "") {
 			event = JSON.parse(line);
 		} catch {}
 		if (event && typeof event.event === "string") {
-			// Protocol 1 logs a success twice (the line above, then the event): once is enough.
-			if (event.event === "run" && event.outcome === "success") return null;
 			const formatted = eventLine(event);
 			return formatted && `${tag}${formatted}`;
 		}

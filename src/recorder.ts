@@ -89,9 +89,12 @@ export function successLine(message: Pick<RunMessage, "space" | "pieceId">): str
 	return `Successfully executed piece ${message.space}/${message.pieceId}`;
 }
 
-/** Logs one recorded run: the success line, and a `run` event. */
+/**
+ * Logs one recorded run as one log event (Workers Logs bills each): a success as the replaced
+ * service's line, which users watch for, and nothing more, so a steady run costs one event at
+ * most; any other outcome as a `run` event with its error, failures and duration.
+ */
 export function logRun(event: RunEvent, message: RunMessage, failures: number, durationMs: number, error: string): void {
-	if (event === "success") console.log(successLine(message));
-	const fields = { outcome: event, piece: `${message.space}/${message.pieceId}`, runId: message.runId, kind: message.kind, durationMs, failures };
-	logEvent("run", event === "success" ? fields : { ...fields, error });
+	if (event === "success") return console.log(successLine(message));
+	logEvent("run", { outcome: event, piece: `${message.space}/${message.pieceId}`, runId: message.runId, kind: message.kind, durationMs, failures, error });
 }
