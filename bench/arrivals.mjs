@@ -15,11 +15,12 @@
 //   - lateness: arrival − due, where due = the tick + the piece's phase (SPREAD_SECONDS);
 //   - period jitter: |time between a piece's two runs − 60 s|.
 // It prints a table, then one JSON line. A harness, not the product: nothing of it is deployed.
-import { readFileSync, rmSync, mkdirSync } from "node:fs";
+import { rmSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { RUNTIME_PASS, benchWorkers, buildBenchWorkers, shippedSettings } from "./rig.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, ".wrangler", "arrivals");
@@ -41,19 +42,13 @@ class StderrLog extends Log {
 
 // The same bundles as `npm run bench`, and what wrangler.toml ships.
 mkdirSync(out, { recursive: true });
-const common = { bundle: true, format: "esm", logLevel: "error", target: "es2022", platform: "browser", conditions: ["workerd", "worker", "browser"], external: ["node:async_hooks"] };
-buildSync({ ...common, entryPoints: [join(root, "bench/worker.ts")], outfile: join(out, "worker.mjs") });
-buildSync({ ...common, entryPoints: [join(root, "bench/runtime.ts")], outfile: join(out, "runtime.mjs") });
+buildBenchWorkers(root, out);
 buildSync({ bundle: true, format: "esm", logLevel: "error", platform: "node", entryPoints: [join(root, "bench/arrival-stats.ts")], outfile: join(out, "stats.mjs") });
 const { identityFromPassphrase, summarise: summariseArrivals } = await import(pathToFileURL(join(out, "stats.mjs")).href);
-// Comments left out, so a bracket in one cannot end a table early.
-const toml = readFileSync(join(root, "wrangler.toml"), "utf8").replace(/#.*$/gm, "");
-const tomlString = (name, fallback) => new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m").exec(toml)?.[1] ?? fallback;
-const runsConsumer = /\[\[queues\.consumers\]\]\s*queue = "bg-piece-runs"([^[]*)/.exec(toml)?.[1] ?? "";
-const BATCH = Number(/max_batch_size = (\d+)/.exec(runsConsumer)?.[1] ?? 100);
-const BATCH_TIMEOUT = options.batchTimeout ?? Number(/max_batch_timeout = (\d+)/.exec(runsConsumer)?.[1] ?? 2);
-const SPREAD = Number(tomlString("SPREAD_SECONDS", "60"));
-const RUNTIME_PASS = "bench runtime";
+const SHIPPED = shippedSettings(root);
+const BATCH = SHIPPED.batch.size;
+const BATCH_TIMEOUT = options.batchTimeout ?? SHIPPED.batch.timeoutSeconds;
+const SPREAD = SHIPPED.spreadSeconds;
 const runtimeDid = (await identityFromPassphrase(RUNTIME_PASS)).did;
 
 // Shards dealt round-robin to the instances: instance k holds shards k, k + K, k + 2K, …
@@ -125,41 +120,20 @@ async function startInstance(k) {
 		// The local broker's delayed deliveries make workerd warn of promises resolved across request contexts: not printed.
 		handleStructuredLogs: ({ message }) => void (message.includes("different request context") || process.stderr.write(`[${k}] ${message}\n`)),
 		resourcePersistencePath: stateDir,
-		workers: [
-			{
-				name: "bench-worker",
-				modules: true,
-				scriptPath: join(out, "worker.mjs"),
-				compatibilityDate: tomlString("compatibility_date", "2026-08-22"),
-				compatibilityFlags: ["nodejs_als"],
-				kvNamespaces: { REGISTRY: "bench-registry" },
-				queueProducers: { RUNS: { queueName: "bg-piece-runs" }, FANOUT: { queueName: "bg-piece-fanout" } },
-				queueConsumers: { "bg-piece-runs": consumer, "bg-piece-fanout": { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 2 } },
-				serviceBindings: { RUNTIME: "bench-runtime" },
-				bindings: {
-					SPREAD_SECONDS: String(SPREAD),
-					RUNTIME_TIMEOUT_MS: tomlString("RUNTIME_TIMEOUT_MS", "600000"),
-					OPERATOR_PASS: "bench",
-					PIECE_RUNTIME_URL: "",
-					RUNTIME_PROTOCOL: tomlString("RUNTIME_PROTOCOL", "2"),
-					REPORT_URL: "https://bench-worker.internal/api/runtime/reports",
-					RUNTIME_SIGNERS: runtimeDid,
-					BENCH_NAIVE_QUEUES: "1",
-					// Runs are delivered while a tick still fans out, as in production.
-					BENCH_GATE_CONSUMERS: "0",
-					// --pace lane: this instance's share of one lane's pace (the product's 4,500 messages a second).
-					...(options.pace === "lane" ? { BENCH_SEND_PACE: String(LANE_PACE / INSTANCES) } : {}),
-				},
+		workers: benchWorkers({
+			out,
+			settings: SHIPPED,
+			runtimeDid,
+			spreadSeconds: SPREAD,
+			consumer,
+			bindings: {
+				// Runs are delivered while a tick still fans out, as in production.
+				BENCH_GATE_CONSUMERS: "0",
+				// --pace lane: this instance's share of one lane's pace (the product's 4,500 messages a second).
+				...(options.pace === "lane" ? { BENCH_SEND_PACE: String(LANE_PACE / INSTANCES) } : {}),
 			},
-			{
-				name: "bench-runtime",
-				modules: true,
-				scriptPath: join(out, "runtime.mjs"),
-				compatibilityDate: tomlString("compatibility_date", "2026-08-22"),
-				serviceBindings: { SCHEDULER: "bench-worker" },
-				bindings: { RUNTIME_PASS, BENCH_LATENCY: "", BENCH_RECORD_ARRIVALS: "1" },
-			},
-		],
+			runtimeBindings: { BENCH_RECORD_ARRIVALS: "1" },
+		}),
 	}));
 	await mf.ready;
 	return { mf, shards: shardsOf(k) };

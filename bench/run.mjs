@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { throughputModel } from "./model.mjs";
+import { RUNTIME_PASS, benchWorkers, buildBenchWorkers, shippedSettings } from "./rig.mjs";
 
 /** Miniflare's log on stderr, so stdout keeps the table and the final JSON line. */
 class StderrLog extends Log {
@@ -59,42 +60,30 @@ const LIMITS = { kvOps: 1000, subrequests: 10_000, memoryMb: 128, period: 60 };
 // ---------------------------------------------------------------------------------------
 // Build: the bench Worker, the bench runtime, and the fan-out for the Node CPU measurement.
 mkdirSync(out, { recursive: true });
+buildBenchWorkers(root, out);
 const common = { bundle: true, format: "esm", logLevel: "error", target: "es2022" };
-// node:async_hooks is workerd's own (the nodejs_als flag), for counting console calls per invocation.
-const workerConditions = { platform: "browser", conditions: ["workerd", "worker", "browser"], external: ["node:async_hooks"] };
-buildSync({ ...common, ...workerConditions, entryPoints: [join(root, "bench/worker.ts")], outfile: join(out, "worker.mjs") });
-buildSync({ ...common, ...workerConditions, entryPoints: [join(root, "bench/runtime.ts")], outfile: join(out, "runtime.mjs") });
 buildSync({ ...common, platform: "node", entryPoints: [join(root, "bench/fanout-cpu.ts")], outfile: join(out, "fanout-cpu.mjs") });
 buildSync({ ...common, platform: "node", entryPoints: [join(root, "src/identity/ed25519.ts")], outfile: join(out, "identity.mjs") });
-// What wrangler.toml ships: the compatibility date, the runtime protocol and the run timeout.
-const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
-const tomlString = (name, fallback) => new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m").exec(toml)?.[1] ?? fallback;
-const compatibilityDate = tomlString("compatibility_date", "2026-08-22");
-const PROTOCOL = tomlString("RUNTIME_PROTOCOL", "1");
-// Workers Logs as wrangler.toml ships it: off without [observability] enabled = true; with it,
-// head_sampling_rate (default 1) of the invocations are logged, each with its console lines.
-const observabilityTable = /^\[observability\]\s*\n((?:(?!\[)[^\n]*\n?)*)/m.exec(toml)?.[1] ?? "";
-const OBSERVABILITY = {
-	enabled: /^\s*enabled\s*=\s*true/m.test(observabilityTable),
-	headSamplingRate: Number(/^\s*head_sampling_rate\s*=\s*([\d.]+)/m.exec(observabilityTable)?.[1] ?? 1),
-};
+// What wrangler.toml ships: the compatibility date, the runtime protocol, the run timeout, the
+// run queue's batch, Workers Logs.
+const SHIPPED = shippedSettings(root);
+const PROTOCOL = SHIPPED.protocol;
+const OBSERVABILITY = SHIPPED.observability;
 /** The share of log events billed: what observability records. */
 const LOGGED = OBSERVABILITY.enabled ? OBSERVABILITY.headSamplingRate : 0;
 /** The mixed population: this share of pieces fails in the third phase (having succeeded before). */
 const MIXED_FAIL_SHARE = 0.05;
-const TIMEOUT_MS = tomlString("RUNTIME_TIMEOUT_MS", "600000");
-// The runtime's report key: the bench Worker allows its DID (RUNTIME_SIGNERS), as production must.
-const RUNTIME_PASS = "bench runtime";
 const { identityFromPassphrase } = await import(pathToFileURL(join(out, "identity.mjs")).href);
 const runtimeDid = (await identityFromPassphrase(RUNTIME_PASS)).did;
 const LATENCY = args.latency;
 // The run queue's consumer batch, as wrangler.toml sets it.
-const BATCH = Number(/\[\[queues\.consumers\]\]\s*queue = "bg-piece-runs"[^[]*?max_batch_size = (\d+)/.exec(readFileSync(join(root, "wrangler.toml"), "utf8"))?.[1] ?? 100);
+const BATCH = SHIPPED.batch.size;
 // The local broker delivers one batch per queue at a time; runs that hold their invocation
 // (the naive design under --latency) get several local queues, ≈ 5 batches each, to drain.
 const NAIVE_QUEUES = LATENCY ? Math.min(50, Math.max(1, Math.ceil(PIECES / (BATCH * 5)))) : 1;
 const naiveQueueNames = Array.from({ length: NAIVE_QUEUES - 1 }, (_, i) => `bench-naive-runs-${i + 1}`);
-const consumerSettings = { maxBatchSize: BATCH, maxBatchTimeout: 1, maxRetries: 3 };
+// As wrangler.toml: batch size and timeout (1 s); max_retries 3.
+const consumerSettings = { maxBatchSize: BATCH, maxBatchTimeout: SHIPPED.batch.timeoutSeconds, maxRetries: 3 };
 
 // A tick on a minute boundary; the seeded pieces ran one period before it.
 const T = Math.floor(Date.now() / 60_000) * 60_000;
@@ -132,48 +121,17 @@ const mf = new Miniflare(convertV4MiniflareOptions({
 		else process.stderr.write(`${message}\n`);
 	},
 	resourcePersistencePath: stateDir,
-	workers: [
-		{
-			name: "bench-worker",
-			modules: true,
-			scriptPath: join(out, "worker.mjs"),
-			compatibilityDate,
-			unsafeInspectorProxy: true,
-			compatibilityFlags: ["nodejs_als"],
-			kvNamespaces: { REGISTRY: "bench-registry" },
-			queueProducers: {
-				RUNS: { queueName: "bg-piece-runs" },
-				FANOUT: { queueName: "bg-piece-fanout" },
-				...Object.fromEntries(naiveQueueNames.map((queueName, i) => [`BENCH_RUNS_${i + 1}`, { queueName }])),
-			},
-			// As wrangler.toml, except max_batch_timeout 1 s (the brief's bench setting).
-			queueConsumers: {
-				"bg-piece-runs": consumerSettings,
-				"bg-piece-fanout": { maxBatchSize: 1, maxBatchTimeout: 0, maxRetries: 2 },
-				...Object.fromEntries(naiveQueueNames.map((name) => [name, consumerSettings])),
-			},
-			serviceBindings: { RUNTIME: "bench-runtime" },
-			bindings: {
-				SPREAD_SECONDS: String(SPREAD),
-				RUNTIME_TIMEOUT_MS: TIMEOUT_MS,
-				OPERATOR_PASS: "bench",
-				PIECE_RUNTIME_URL: "",
-				RUNTIME_PROTOCOL: PROTOCOL,
-				// A service binding ignores the host; the path is what the runtime signs.
-				REPORT_URL: "https://bench-worker.internal/api/runtime/reports",
-				RUNTIME_SIGNERS: runtimeDid,
-				BENCH_NAIVE_QUEUES: String(NAIVE_QUEUES),
-			},
-		},
-		{
-			name: "bench-runtime",
-			modules: true,
-			scriptPath: join(out, "runtime.mjs"),
-			compatibilityDate,
-			serviceBindings: { SCHEDULER: "bench-worker" },
-			bindings: { RUNTIME_PASS, BENCH_LATENCY: LATENCY?.text ?? "" },
-		},
-	],
+	workers: benchWorkers({
+		out,
+		settings: SHIPPED,
+		runtimeDid,
+		spreadSeconds: SPREAD,
+		consumer: consumerSettings,
+		extraQueues: naiveQueueNames,
+		bindings: { BENCH_NAIVE_QUEUES: String(NAIVE_QUEUES) },
+		runtimeBindings: { BENCH_LATENCY: LATENCY?.text ?? "" },
+		inspector: true,
+	}),
 }));
 let heap = { usage: async () => null, close() {} };
 let sampler;
