@@ -106,30 +106,6 @@ export function countingQueue(queue: Queue, c: Counts, l: Live, plan: Planner, f
 }
 
 /**
- * A queue producer whose sends keep to `perSecond` messages a second, in the order they are
- * called: the arrival rig paces each Miniflare instance at its share of one production lane's
- * pace (bench/arrivals.mjs), so the fan-out reaches each page at the same offset every tick,
- * as a paced lane does, instead of as fast as a CPU-starved rig allows.
- */
-export function pacedQueue(queue: Queue, perSecond: number): Queue {
-	let nextAt = 0;
-	const slot = async (count: number) => {
-		const now = Date.now();
-		const at = Math.max(now, nextAt);
-		nextAt = at + (count * 1000) / perSecond;
-		if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
-	};
-	return {
-		send: async (body: unknown, options?: QueueSendOptions) => (await slot(1), queue.send(body, options)),
-		sendBatch: async (messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions) => {
-			const list = [...messages];
-			await slot(list.length);
-			return queue.sendBatch(list, options);
-		},
-	} as unknown as Queue;
-}
-
-/**
  * Several local queues as one producer, each sendBatch to the next in turn. The local broker
  * delivers one batch per queue at a time where Cloudflare runs up to 250 consumer
  * invocations per queue, so runs that hold their invocation (the naive design under

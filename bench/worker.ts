@@ -22,10 +22,11 @@
  */
 import { handleQueue } from "../src/consumer";
 import { handleFanout, handleScheduled } from "../src/cron";
-import { FANOUT_QUEUE } from "../src/lanes";
+import { PLATFORM_LIMITS, type FanoutLimits } from "../src/fanout";
+import { isFanoutQueue } from "../src/lanes";
 import { LAST_TICK_KEY } from "../src/registry/keys";
 import { receiveReports } from "../src/reports";
-import { countingFetcher, countingKV, countingQueue, kvOps, live, pacedQueue, roundRobinQueue, subrequests, zero, type Counts, type Live } from "./counting";
+import { countingFetcher, countingKV, countingQueue, kvOps, live, roundRobinQueue, subrequests, zero, type Counts, type Live } from "./counting";
 import { finishedRun, forgetRuns, runsOutstanding } from "./in-flight";
 import { countConsoleCall, countingConsole } from "./log-count";
 import { naiveQueue, naiveTick } from "./naive";
@@ -40,7 +41,7 @@ interface BenchEnv extends Env {
 	BENCH_NAIVE_QUEUES?: string;
 	/** "0": deliver runs while a tick is still fanning out, as production does (the arrival rig); else they wait, so the tick's CPU is its own. */
 	BENCH_GATE_CONSUMERS?: string;
-	/** Messages a second the run queue's sends keep to (the arrival rig: this instance's share of a lane's pace); unset: no pacing of the bench's own. */
+	/** Messages a second the fan-out paces (and plans) its sends at (the arrival rig: this instance's share of a lane's 4,500); unset: the product's own. */
 	BENCH_SEND_PACE?: string;
 }
 
@@ -145,13 +146,9 @@ function naiveRuns(env: BenchEnv): Queue {
 	return roundRobinQueue([env.RUNS, ...extra]);
 }
 
-/** The run queue paced for the arrival rig, one per isolate (its schedule spans invocations). */
-let pacedRuns: Queue | undefined;
-
 /** The env with counting bindings, for one invocation. */
 function counted(env: BenchEnv, c: Counts, l: Live): Env {
-	const pace = Number(env.BENCH_SEND_PACE);
-	const runs = design === "naive" ? naiveRuns(env) : pace > 0 ? (pacedRuns ??= pacedQueue(env.RUNS, pace)) : env.RUNS;
+	const runs = design === "naive" ? naiveRuns(env) : env.RUNS;
 	return {
 		...env,
 		REGISTRY: countingKV(env.REGISTRY, c, l),
@@ -198,11 +195,21 @@ async function report(request: Request, env: BenchEnv): Promise<Response> {
 	return response;
 }
 
-async function tick(env: Env, time: number, which: Design): Promise<unknown> {
+/**
+ * The fan-out's limits: the platform's, with the arrival rig's pace (BENCH_SEND_PACE) in
+ * place of a lane's 4,500 messages a second, so each instance plans and paces its shards as
+ * its share of one lane.
+ */
+function limitsOf(env: BenchEnv): FanoutLimits {
+	const pace = Number(env.BENCH_SEND_PACE);
+	return pace > 0 ? { ...PLATFORM_LIMITS, maxMessagesPerSecond: pace } : PLATFORM_LIMITS;
+}
+
+async function tick(env: BenchEnv, time: number, which: Design): Promise<unknown> {
 	tickStartedAt = Date.now();
 	const running = invocation("tick", env, async (e) => {
 		if (which === "naive") return naiveTick(e, time);
-		await handleScheduled({ scheduledTime: time, cron: "* * * * *", noRetry() {} } as ScheduledController, e);
+		await handleScheduled({ scheduledTime: time, cron: "* * * * *", noRetry() {} } as ScheduledController, e, limitsOf(env));
 		return null;
 	});
 	tickRunning = running.catch(() => {});
@@ -280,7 +287,7 @@ export default {
 	},
 	async queue(batch, env) {
 		// A fan-out hand-over (a lane beyond one invocation's budget) is fan-out work: counted with the tick.
-		if (batch.queue === FANOUT_QUEUE) return invocation("tick", env, (e) => handleFanout(batch, e));
+		if (isFanoutQueue(batch.queue)) return invocation("tick", env, (e) => handleFanout(batch, e, limitsOf(env)));
 		if (tickRunning && env.BENCH_GATE_CONSUMERS !== "0") await tickRunning;
 		const { wrapped, retried } = countingBatch(batch);
 		stats.delivered += batch.messages.length;

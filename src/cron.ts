@@ -1,18 +1,20 @@
-import { fanOutLane, laneStart, logFanout, type FanoutResult } from "./fanout";
-import { runQueues } from "./lanes";
+import { PLATFORM_LIMITS, fanOutLane, laneStart, logFanout, type FanoutLimits, type FanoutResult } from "./fanout";
+import { fanoutQueue, runQueues } from "./lanes";
 import { logError, logEvent } from "./log";
 import { HOUR_MS, tickTimeProblem } from "./policy/schedule";
 import { getLastTick, putLastTick, type TickSummary } from "./registry/store";
 import { fanoutWorkSchema, firstIssue } from "./schema";
+import { forEachLimit } from "./util/limit";
 
 /**
  * The Cron Trigger (`* * * * *`): one fan-out per tick. The tick's scheduledTime is the
  * scheduler's clock: due times are compared against it, so a tick fired by hand with `time=`
  * moves time for everything it dispatches. Lanes other than the first start at once in their
- * own invocations (through the fan-out queue); the tick fans out the first lane itself and
- * hands over whatever its budget does not reach.
+ * own invocations, each on its own fan-out queue (src/lanes.ts); the tick fans out the first
+ * lane itself and hands over whatever its budget does not reach. `limits` are the platform's
+ * (a bench paces its shards of one lane with its own).
  */
-export async function handleScheduled(controller: ScheduledController, env: Env): Promise<void> {
+export async function handleScheduled(controller: ScheduledController, env: Env, limits: FanoutLimits = PLATFORM_LIMITS): Promise<void> {
 	const startedAt = Date.now();
 	// Normalised to ms: some callers (service-binding `scheduled()`) hand over a Date.
 	const tickTime = new Date(controller.scheduledTime).getTime();
@@ -24,18 +26,17 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
 	}
 	const lanes = runQueues(env).length;
 	let handedOver = 0;
-	if (lanes > 1) {
-		const starts = Array.from({ length: lanes - 1 }, (_, i) => laneStart(tickTime, startedAt, i + 1));
+	// ≤ 15 sends, ≤ 5 at once (one invocation holds at most 6 connections).
+	await forEachLimit(Array.from({ length: lanes - 1 }, (_, i) => i + 1), 5, async (lane) => {
 		try {
-			// ≤ 15 lanes: one sendBatch, far inside its 100 messages.
-			await env.FANOUT.sendBatch(starts.map((body) => ({ body, contentType: "json" as const })));
-			handedOver += starts.length;
+			await fanoutQueue(env, lane)!.send(laneStart(tickTime, startedAt, lane), { contentType: "json" });
+			handedOver++;
 		} catch (error) {
-			// Those lanes' pieces stay due for the next tick; lane 0 goes ahead regardless.
-			logError("fanout-handover-failed", error, { scheduledTime: tickTime, lanes: starts.length });
+			// That lane's pieces stay due for the next tick; the other lanes go ahead regardless.
+			logError("fanout-handover-failed", error, { scheduledTime: tickTime, lane });
 		}
-	}
-	const result = await fanOutLane(env, laneStart(tickTime, startedAt, 0));
+	});
+	const result = await fanOutLane(env, laneStart(tickTime, startedAt, 0), limits);
 	handedOver += await handOver(env, result);
 	const { next: _, lane: __, ...counts } = result;
 	const summary: TickSummary = { ...counts, lanes, handedOver, ms: Date.now() - startedAt };
@@ -52,10 +53,11 @@ export async function handleScheduled(controller: ScheduledController, env: Env)
 }
 
 /**
- * The fan-out queue's consumer: carries on one lane of a tick per message (max_batch_size 1
- * in wrangler.toml, so each gets a whole invocation's budget), and hands the rest on again.
+ * The fan-out queues' consumer: starts or carries on one lane of a tick per message
+ * (max_batch_size 1 in wrangler.toml, so each gets a whole invocation's budget), and hands the
+ * rest on again, to the lane's own fan-out queue.
  */
-export async function handleFanout(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function handleFanout(batch: MessageBatch<unknown>, env: Env, limits: FanoutLimits = PLATFORM_LIMITS): Promise<void> {
 	for (const message of batch.messages) {
 		const parsed = fanoutWorkSchema.safeParse(message.body);
 		if (!parsed.success) {
@@ -65,9 +67,9 @@ export async function handleFanout(batch: MessageBatch<unknown>, env: Env): Prom
 		}
 		try {
 			const started = Date.now();
-			const result = await fanOutLane(env, parsed.data);
+			const result = await fanOutLane(env, parsed.data, limits);
 			await handOver(env, result);
-			logFanout(result, Date.now() - started);
+			logFanout(result, Date.now() - started, batch.queue);
 			message.ack();
 		} catch (error) {
 			// A KV or queue fault: retried, then the dead-letter queue. Pieces not reached stay
@@ -80,14 +82,14 @@ export async function handleFanout(batch: MessageBatch<unknown>, env: Env): Prom
 }
 
 /**
- * Queues the rest of a lane, if any; answers how many hand-overs it queued. A failed send is
- * logged, not thrown: what was sent stays sent, and the pieces not reached stay due for the
- * next tick.
+ * Queues the rest of a lane, if any, on the lane's own fan-out queue; answers how many
+ * hand-overs it queued. A failed send is logged, not thrown: what was sent stays sent, and the
+ * pieces not reached stay due for the next tick.
  */
 async function handOver(env: Pick<Env, "FANOUT">, result: FanoutResult): Promise<number> {
 	if (!result.next) return 0;
 	try {
-		await env.FANOUT.send(result.next, { contentType: "json" });
+		await fanoutQueue(env, result.lane)!.send(result.next, { contentType: "json" });
 		return 1;
 	} catch (error) {
 		logError("fanout-handover-failed", error, { work: result.next });

@@ -50,15 +50,44 @@ export interface FanoutResult extends FanoutSummary {
 }
 
 /**
- * When a lane must stop sending: a period after its tick. The next tick's lane starts a period
- * after that tick's scheduledTime, so a cron that fired late counts from its scheduledTime
- * (when the lateness is under a period; a tick fired by hand for another time counts from
- * when it began).
+ * The instant a lane's plan counts from: its tick's scheduledTime when the cron fired late by
+ * under a period (so a late cron neither shifts the plan nor moves any piece's period), else
+ * when the tick began (a tick fired by hand for another time).
+ */
+export function laneAnchor(work: Pick<FanoutWork, "scheduledTime" | "startedAt">): number {
+	const late = work.startedAt - work.scheduledTime;
+	return late >= 0 && late < PERIOD_MS ? work.scheduledTime : work.startedAt;
+}
+
+/**
+ * When a lane must stop sending: a period after its anchor, when the next tick's lane starts
+ * on the same shards.
  */
 export function laneDeadline(work: Pick<FanoutWork, "scheduledTime" | "startedAt">): number {
-	const late = work.startedAt - work.scheduledTime;
-	return (late > 0 && late < PERIOD_MS ? work.scheduledTime : work.startedAt) + PERIOD_MS;
+	return laneAnchor(work) + PERIOD_MS;
 }
+
+/**
+ * When the run of the lane's `position`-th due piece is aimed to arrive: the lane's anchor,
+ * plus when the lane's pace plans to send it (position ÷ messages a second), plus its phase.
+ * Each term is the same every tick for a piece that keeps its place, so its period stays 60 s
+ * however the fan-out's own progress varies from tick to tick.
+ */
+export function aimedAt(anchor: number, position: number, perSecond: number, phase: number): number {
+	return anchor + Math.floor((position * 1000) / perSecond) + phase * 1000;
+}
+
+/**
+ * The delaySeconds that delivers a message sent `now` at `aimedAt`: whole seconds, rounded to
+ * the nearest (±0.5 s), 0 for a message already behind its aim. At most a phase plus a lane's
+ * planned sending (< 2 min), far inside the queue's 12 h limit, which the cap restates.
+ */
+export function delayUntil(aimed: number, now: number): number {
+	return Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round((aimed - now) / 1000)));
+}
+
+/** Queues accept delaySeconds up to 12 hours. */
+const MAX_DELAY_SECONDS = 12 * 60 * 60;
 
 /** Where a tick's lane starts: its first shard, from the top. */
 export function laneStart(scheduledTime: number, startedAt: number, lane: number): FanoutWork {
@@ -69,9 +98,10 @@ export function laneStart(scheduledTime: number, startedAt: number, lane: number
  * Fans out one lane of a tick from `work` (a shard and a cursor in it): lists the lane's
  * shards page by page (never holding more than one page, so memory stays flat far below the
  * 128 MB isolate limit), and sends one message per enabled piece that is due at the tick to
- * the lane's run queue, paced below the queue's 5,000 messages per second and delayed by the
- * piece's phase (SPREAD_SECONDS) so the runs spread over the minute. Pieces whose send fails
- * stay due, so the next tick dispatches them.
+ * the lane's run queue, paced below the queue's 5,000 messages per second. Each run is aimed
+ * at the same point of every minute (aimedAt: its place in the lane's paced plan, plus its
+ * piece's phase over SPREAD_SECONDS, so the runs spread over the minute) and delayed from when
+ * its batch goes to reach it. Pieces whose send fails stay due, so the next tick dispatches them.
  *
  * Before each page it checks the invocation's budget (≤ 990 list calls, ≤ 9,900 subrequests
  * counting the page's list and up to 10 sends): where the budget ends, it returns the position
@@ -85,12 +115,14 @@ export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: Fanou
 	const queue = queues[work.lane];
 	const result: FanoutResult = { scheduledTime: work.scheduledTime, lane: work.lane, listed: 0, due: 0, dispatched: 0, skipped: 0, failed: 0, listCalls: 0, sendCalls: 0, next: null };
 	if (!queue) {
-		logError("fanout-lane-missing", `no run queue for lane ${work.lane} (RUNS_${work.lane} is not bound)`, { scheduledTime: work.scheduledTime });
+		logError("fanout-lane-missing", `no lane ${work.lane}: RUNS_${work.lane} and FANOUT_${work.lane} are not both bound`, { scheduledTime: work.scheduledTime });
 		return result;
 	}
 	const pace = pacer(limits.maxMessagesPerSecond, clock);
 	const spread = spreadSeconds(env.SPREAD_SECONDS);
 	const shards = laneShards(work.lane, queues.length).filter((shard) => shard >= work.shard);
+	const anchor = laneAnchor(work);
+	let position = work.position ?? 0;
 	let cursor = work.cursor;
 	for (const shard of shards) {
 		do {
@@ -99,7 +131,7 @@ export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: Fanou
 				return result;
 			}
 			if (result.listCalls >= limits.maxListCalls || result.listCalls + result.sendCalls + SUBREQUESTS_PER_PAGE > limits.maxSubrequests) {
-				return { ...result, next: { ...work, shard, cursor } };
+				return { ...result, next: { ...work, shard, cursor, position } };
 			}
 			const page = await listPieces(env, { prefix: shardPrefix(shard), cursor, limit: KV_LIST_LIMIT });
 			result.listCalls++;
@@ -107,16 +139,17 @@ export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: Fanou
 			const due = page.pieces.filter((piece) => isDue(piece, work.scheduledTime));
 			result.due += due.length;
 			result.skipped += page.pieces.length - due.length;
-			// A page is sent within a second or so (1,000 messages at 4,500 a second), so each
-			// message's due time is its phase from now.
-			const pageTime = clock.now();
-			const batches = chunk(due.map((piece) => tickMessage(piece, work.scheduledTime, pageTime + phaseSeconds(piece, spread) * 1000)));
+			// Each run is aimed at a fixed point of the minute (its place in the lane's plan and
+			// its phase), and delayed from when its batch actually goes to reach it.
+			const first = position;
+			const batches = chunk(due.map((piece, i) => tickMessage(piece, work.scheduledTime, aimedAt(anchor, first + i, limits.maxMessagesPerSecond, phaseSeconds(piece, spread)))));
+			position += due.length;
 			await forEachLimit(batches, SEND_CONCURRENCY, async (batch) => {
 				await pace(batch.length);
 				result.sendCalls++;
+				const now = clock.now();
 				try {
-					// Each run is delayed by its piece's phase (≤ 59 s, far below the queue's 24 h limit).
-					await queue.sendBatch(batch.map((body) => ({ body, contentType: "json" as const, delaySeconds: phaseSeconds(body, spread) })));
+					await queue.sendBatch(batch.map((body) => ({ body, contentType: "json" as const, delaySeconds: delayUntil(body.dueAt!, now) })));
 					result.dispatched += batch.length;
 				} catch (error) {
 					result.failed += batch.length;
@@ -129,10 +162,10 @@ export async function fanOutLane(env: FanoutEnv, work: FanoutWork, limits: Fanou
 	return result;
 }
 
-/** Logs what one fan-out invocation did. */
-export function logFanout(result: FanoutResult, ms: number): void {
+/** Logs what one fan-out invocation did, and from which fan-out queue it was started. */
+export function logFanout(result: FanoutResult, ms: number, queue: string): void {
 	const { next, ...summary } = result;
-	logEvent("fanout", { ...summary, ms, continues: next !== null });
+	logEvent("fanout", { ...summary, queue, ms, continues: next !== null });
 }
 
 /** Splits messages into sendBatch-sized groups: ≤ 100 messages and ≤ SEND_BATCH_MAX_BYTES each. */

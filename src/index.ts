@@ -1,12 +1,13 @@
 import { handleFetch } from "./api";
 import { handleQueue } from "./consumer";
-import { FANOUT_QUEUE } from "./lanes";
+import { isFanoutQueue } from "./lanes";
 import { handleFanout, handleScheduled } from "./cron";
 
 /**
  * The scheduler Worker. Data flows cron → fan-out → queue → consumer → runtime:
  * - scheduled: the minute's tick lists the registry and queues one message per due piece;
- * - queue `bg-piece-fanout`: the rest of a tick's fan-out (other lanes, beyond one budget);
+ * - queues `bg-piece-fanout` (and `bg-piece-fanout-<n>`, one per further lane): lane starts
+ *   and the rest of a lane's fan-out past one invocation's budget;
  * - queue `bg-piece-runs` (and its lanes): each message asks the piece runtime to run that
  *   piece's bgUpdater;
  * - fetch: registration, admin and health routes, the dashboard (under BASE_PATH, if set).
@@ -14,5 +15,5 @@ import { handleFanout, handleScheduled } from "./cron";
 export default {
 	fetch: (request, env, ctx) => handleFetch(request, env, ctx),
 	scheduled: (controller, env) => handleScheduled(controller, env),
-	queue: (batch, env) => (batch.queue === FANOUT_QUEUE ? handleFanout(batch, env) : handleQueue(batch, env)),
+	queue: (batch, env) => (isFanoutQueue(batch.queue) ? handleFanout(batch, env) : handleQueue(batch, env)),
 } satisfies ExportedHandler<Env, unknown>;

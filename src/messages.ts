@@ -10,7 +10,7 @@ type Runnable = Pick<PieceEntry, "space" | "pieceId" | "integration">;
  * A tick's run message. Its runId is derived from the tick and the piece, so a tick fired
  * twice for the same minute produces the same runId and the consumer runs it once. It
  * carries the piece's listed state (`seen`), so a run that changes nothing reads no KV, and
- * when it is due (`dueAt`: now + its delay), so a message a period late is known as stale.
+ * when it is due (`dueAt`: the time its delay aims at), so a message a period late is known as stale.
  */
 export function tickMessage(piece: ListedPiece, tickTime: number, dueAt: number = Date.now()): RunMessage {
 	return {

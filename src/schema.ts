@@ -85,7 +85,7 @@ export const runMessageSchema = z.object({
 	integration: integrationSchema,
 	runId: z.string().check(z.minLength(1), z.maxLength(300)),
 	scheduledTime: z.int().check(z.nonnegative()),
-	/** Tick messages: when it was meant to be delivered (send time + delaySeconds), ms. */
+	/** Tick messages: when it is aimed to be delivered (src/fanout.ts, aimedAt), ms. */
 	dueAt: z.optional(z.int().check(z.nonnegative())),
 	/** Tick messages: what the list metadata said of the piece (src/policy/record.ts). */
 	seen: z.optional(
@@ -110,6 +110,8 @@ export const fanoutWorkSchema = z.object({
 	lane: z.int().check(z.gte(0), z.lt(SHARD_COUNT)),
 	shard: z.int().check(z.gte(0), z.lt(SHARD_COUNT)),
 	cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(4096))),
+	/** How many of the lane's due pieces came before (its plan's place); 0 when absent. */
+	position: z.optional(z.int().check(z.nonnegative())),
 });
 export type FanoutWork = z.output<typeof fanoutWorkSchema>;
 

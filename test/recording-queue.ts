@@ -5,16 +5,20 @@ import type { RunMessage } from "../src/schema";
 /**
  * A FAKE queue producer for fan-out tests that count messages without running them. It
  * enforces the real sendBatch limits (≤ 100 messages, ≤ 256 KB) so a fan-out that breaks
- * them fails here as it would on Cloudflare. `failCalls` makes chosen calls throw.
+ * them fails here as it would on Cloudflare. `failCalls` makes chosen calls throw; `onSend`
+ * stamps each send with a test's clock.
  */
-export function recordingQueue(options: { failCalls?: number[] } = {}) {
+export function recordingQueue(options: { failCalls?: number[]; onSend?: () => number } = {}) {
 	const sent: RunMessage[] = [];
 	const delays: (number | undefined)[] = [];
+	const sentAt: number[] = [];
 	let calls = 0;
 	const queue = {
 		sent,
 		/** The delaySeconds each message was sent with, in the order of `sent`. */
 		delays,
+		/** When each message was sent, by `onSend` (a test's clock), in the order of `sent`. */
+		sentAt,
 		get calls() {
 			return calls;
 		},
@@ -30,6 +34,8 @@ export function recordingQueue(options: { failCalls?: number[] } = {}) {
 			if (options.failCalls?.includes(index)) throw new Error("injected send failure");
 			sent.push(...batch.map((m) => m.body));
 			delays.push(...batch.map((m) => m.delaySeconds));
+			const at = options.onSend?.() ?? Date.now();
+			sentAt.push(...batch.map(() => at));
 		},
 	};
 	return queue;

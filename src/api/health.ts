@@ -1,3 +1,4 @@
+import { laneProblems } from "../lanes";
 import { basePath } from "./base-path";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
@@ -33,6 +34,7 @@ export async function health(request: Request, env: Env) {
 	}
 	const protocol = runtimeProtocol(env);
 	if (env.RUNTIME_PROTOCOL && !["1", "2"].includes(env.RUNTIME_PROTOCOL.trim())) problems.push(`RUNTIME_PROTOCOL is "${env.RUNTIME_PROTOCOL}": it must be 1 or 2 (taken as 1)`);
+	problems.push(...laneProblems(env));
 	const base = basePath(env);
 	if ("problem" in base) problems.push(`${base.problem}: only the registration route is served`);
 	if (protocol === "2") {

@@ -11,25 +11,21 @@ export const realClock: Clock = {
 };
 
 /**
- * A sliding-window rate limiter: `take(n)` resolves once sending n more items keeps the count
- * over any one second at or below `perSecond`. Callers are served one after another, so
- * concurrent senders share the budget.
+ * A rate limiter on a schedule: `take(n)` resolves at its slot, each slot `n ÷ perSecond`
+ * seconds after the one before (or now, if the sender fell behind), so sends go at an even
+ * `perSecond` rather than in a burst at the start of each second, and a lane's progress is
+ * the plan its runs are aimed by (src/fanout.ts, aimedAt). Any one second holds at most
+ * `perSecond` plus one batch (≤ 100): 4,600 at the fan-out's 4,500, under the queue's 5,000.
+ * Callers are served one after another, so concurrent senders share the schedule.
  */
 export function pacer(perSecond: number, clock: Clock = realClock): (count: number) => Promise<void> {
-	const sent: { at: number; count: number }[] = [];
-	let inWindow = 0;
+	let nextAt = Number.NEGATIVE_INFINITY;
 	let gate = Promise.resolve();
 	const take = async (count: number) => {
-		for (;;) {
-			const now = clock.now();
-			while (sent.length && sent[0]!.at <= now - 1000) inWindow -= sent.shift()!.count;
-			if (inWindow + count <= perSecond || !sent.length) {
-				sent.push({ at: now, count });
-				inWindow += count;
-				return;
-			}
-			await clock.sleep(sent[0]!.at + 1000 - now);
-		}
+		const now = clock.now();
+		const at = Math.max(now, nextAt);
+		nextAt = at + (count * 1000) / perSecond;
+		if (at > now) await clock.sleep(at - now);
 	};
 	return (count) => {
 		const turn = gate.then(() => take(count));

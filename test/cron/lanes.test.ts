@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { handleFanout, handleScheduled } from "../../src/cron";
 import { laneDeadline } from "../../src/fanout";
 import { PERIOD_MS } from "../../src/policy/schedule";
-import { laneShards, runQueues } from "../../src/lanes";
+import { isFanoutQueue, laneProblems, laneShards, runQueues } from "../../src/lanes";
 import { SHARD_COUNT, shardOf } from "../../src/registry/keys";
 import { getLastTick } from "../../src/registry/store";
 import type { FanoutWork } from "../../src/schema";
@@ -30,24 +30,38 @@ describe("fan-out lanes", () => {
 		}
 	});
 
-	it("finds the run queues RUNS, RUNS_1, … in order, stopping at the first gap", () => {
+	it("finds the lanes RUNS, RUNS_1, … in order, each with its fan-out queue, stopping at the first gap", () => {
 		const [a, b, c, d] = [recordingQueue(), recordingQueue(), recordingQueue(), recordingQueue()];
+		const f = recordingQueue();
 		expect(runQueues({ RUNS: a } as unknown as Env)).toEqual([a]);
-		expect(runQueues({ RUNS: a, RUNS_1: b, RUNS_2: c } as unknown as Env)).toEqual([a, b, c]);
-		expect(runQueues({ RUNS: a, RUNS_1: b, RUNS_3: d } as unknown as Env)).toEqual([a, b]);
+		expect(runQueues({ RUNS: a, RUNS_1: b, FANOUT_1: f, RUNS_2: c, FANOUT_2: f } as unknown as Env)).toEqual([a, b, c]);
+		expect(runQueues({ RUNS: a, RUNS_1: b, FANOUT_1: f, RUNS_3: d, FANOUT_3: f } as unknown as Env)).toEqual([a, b]);
+		// A run queue without its fan-out queue is no lane, and health says so.
+		const half = { RUNS: a, RUNS_1: b, FANOUT_1: f, RUNS_2: c } as unknown as Env;
+		expect(runQueues(half)).toEqual([a, b]);
+		expect(laneProblems(half)).toEqual([expect.stringMatching(/^RUNS_2 is bound but FANOUT_2 is not: lane 2 is not used \(2 lanes in use\)/)]);
+		expect(laneProblems({ RUNS: a, FANOUT_1: f } as unknown as Env)).toEqual([expect.stringMatching(/^FANOUT_1 is bound but RUNS_1 is not/)]);
+		expect(laneProblems({ RUNS: a, RUNS_1: b, FANOUT_1: f } as unknown as Env)).toEqual([]);
 	});
 
-	it("a tick with two lanes: the tick sends lane 0, hands lane 1 over, and every piece goes exactly once to its lane's queue", async () => {
+	it("knows fan-out queues by name: bg-piece-fanout and bg-piece-fanout-1 … -15", () => {
+		for (const name of ["bg-piece-fanout", "bg-piece-fanout-1", "bg-piece-fanout-15"]) expect(isFanoutQueue(name)).toBe(true);
+		for (const name of ["bg-piece-runs", "bg-piece-runs-1", "bg-piece-fanout-0", "bg-piece-fanout-16", "bg-piece-fanout-01", "bg-piece-fanout-x", "bg-piece-runs-dlq"]) expect(isFanoutQueue(name)).toBe(false);
+	});
+
+	it("a tick with two lanes: the tick sends lane 0, starts lane 1 on lane 1's own fan-out queue, and every piece goes exactly once to its lane's queue", async () => {
 		const pieces = [];
 		for (let i = 0; i < 400; i += 50) pieces.push(...(await Promise.all(Array.from({ length: 50 }, () => seedPiece({ space: newSpace() })))));
 		const lane0 = recordingQueue();
 		const lane1 = recordingQueue();
-		const fanout = recordingQueue();
-		const twoLanes = { ...env, RUNS: lane0, RUNS_1: lane1, FANOUT: fanout } as unknown as Env;
+		const fanout0 = recordingQueue();
+		const fanout1 = recordingQueue();
+		const twoLanes = { ...env, RUNS: lane0, RUNS_1: lane1, FANOUT: fanout0, FANOUT_1: fanout1 } as unknown as Env;
 
 		await handleScheduled({ scheduledTime: T0, cron: "* * * * *", noRetry() {} }, twoLanes);
-		expect(fanout.sent).toHaveLength(1);
-		const handedOver = fanout.sent[0] as unknown as FanoutWork;
+		expect(fanout0.sent).toHaveLength(0);
+		expect(fanout1.sent).toHaveLength(1);
+		const handedOver = fanout1.sent[0] as unknown as FanoutWork;
 		expect(handedOver).toMatchObject({ v: 1, scheduledTime: T0, lane: 1, shard: 1 });
 		expect(lane1.sent).toHaveLength(0);
 		expect(await getLastTick(env)).toMatchObject({ scheduledTime: T0, lanes: 2, handedOver: 1, dispatched: lane0.sent.length });
