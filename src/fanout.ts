@@ -50,21 +50,32 @@ export interface FanoutResult extends FanoutSummary {
 }
 
 /**
- * The instant a lane's plan counts from: its tick's scheduledTime when the cron fired late by
- * under a period (so a late cron neither shifts the plan nor moves any piece's period), else
- * when the tick began (a tick fired by hand for another time).
+ * How late a cron may fire and still have its lane planned from its scheduledTime. Runs aimed
+ * before the moment they are sent go at once, so a plan anchored a long way back would send
+ * them in a burst; past this, the plan starts when the tick began (every piece's period moves
+ * once, by the lateness) and the spread holds. At 5 s at most ≈ 1% of a lane's runs go early.
+ */
+const ANCHOR_TOLERANCE_MS = 5_000;
+
+/**
+ * The instant a lane's plan counts from: its tick's scheduledTime when the cron fired on time
+ * or a little late (under ANCHOR_TOLERANCE_MS: so a late cron moves no piece's period), else
+ * when the tick began (a cron far behind, or a tick fired by hand for another time).
  */
 export function laneAnchor(work: Pick<FanoutWork, "scheduledTime" | "startedAt">): number {
 	const late = work.startedAt - work.scheduledTime;
-	return late >= 0 && late < PERIOD_MS ? work.scheduledTime : work.startedAt;
+	return late >= 0 && late < ANCHOR_TOLERANCE_MS ? work.scheduledTime : work.startedAt;
 }
 
 /**
- * When a lane must stop sending: a period after its anchor, when the next tick's lane starts
- * on the same shards.
+ * When a lane must stop sending: a period after its tick, when the next tick's lane starts on
+ * the same shards. That lane starts a period after its scheduledTime, so a cron that fired late
+ * counts from its scheduledTime (when the lateness is under a period; a tick fired by hand for
+ * another time counts from when it began).
  */
 export function laneDeadline(work: Pick<FanoutWork, "scheduledTime" | "startedAt">): number {
-	return laneAnchor(work) + PERIOD_MS;
+	const late = work.startedAt - work.scheduledTime;
+	return (late > 0 && late < PERIOD_MS ? work.scheduledTime : work.startedAt) + PERIOD_MS;
 }
 
 /**

@@ -207,10 +207,16 @@ describe("load spreading", () => {
 		}
 		// Only a few pieces (an early phase on a late page) were sent after their aim.
 		expect(behind).toBeLessThan(40);
+		// A cron 30 s late plans from when it began: the runs keep their spread instead of going at once.
+		const late = [...(await tickOnce(T0 + 2 * PERIOD_MS, 30_000, 0)).values()];
+		expect(late.filter((run) => run.arrives - run.dueAt > 500).length).toBeLessThan(40);
+		expect(Math.min(...late.map((run) => run.dueAt))).toBeGreaterThanOrEqual(T0 + 2 * PERIOD_MS + 30_000);
 	});
 
-	it("plans a lane from its tick's minute when the cron fired late, and from when it began otherwise", () => {
+	it("plans a lane from its tick's minute when the cron fired a little late, and from when it began otherwise", () => {
 		expect(laneAnchor({ scheduledTime: T0, startedAt: T0 + 2_000 })).toBe(T0);
+		// Far behind: anchored at the minute, most runs would be past their aim and go in one burst.
+		expect(laneAnchor({ scheduledTime: T0, startedAt: T0 + 30_000 })).toBe(T0 + 30_000);
 		expect(laneAnchor({ scheduledTime: T0, startedAt: T0 - 2_000 })).toBe(T0 - 2_000);
 		expect(laneAnchor({ scheduledTime: T0, startedAt: T0 + PERIOD_MS })).toBe(T0 + PERIOD_MS);
 		// The 4,501st piece of a lane paced at 4,500 a second, phase 7: a second and 7 s in.
