@@ -56,7 +56,10 @@ export async function startSystem(root, settings, logFile) {
 	// watchdog's, each led by a child of the script (scripts/start.mjs).
 	let groups = [child.pid];
 
-	const stop = async () => {
+	// Once: a second call answers what the first found.
+	let stopped;
+	const stop = () => (stopped ??= stopAll());
+	const stopAll = async () => {
 		let running = [];
 		if (child.exitCode === null && child.signalCode === null) {
 			groups = [child.pid, ...childrenOf(child.pid)];

@@ -96,6 +96,8 @@ const LOADS = {
 		}));
 	},
 	async "admin pages"(until, tally) {
+		// Whole passes through the registry, first page to last.
+		tally.passes = 0;
 		await Promise.all(Array.from({ length: PAGERS }, async () => {
 			let cursor = null;
 			while (Date.now() < until) {
@@ -103,12 +105,15 @@ const LOADS = {
 				const answer = await timed(tally, `${base}/api/integrations/bg?${query}`, { headers: adminHeaders });
 				// At the last page, or on a refusal, the next pass starts from the first.
 				cursor = answer?.status === 200 ? JSON.parse(answer.body).cursor : null;
+				if (answer?.status === 200 && !cursor) tally.passes++;
 			}
 		}));
 	},
 };
 
 let exitCode = 0;
+/** Whether the report, which names any process left, was printed. */
+let reported = false;
 try {
 	log(`system up on ${base}; seeding ${options.pieces} pieces through the admin import…`);
 	await seed(options.pieces);
@@ -156,15 +161,16 @@ try {
 	};
 	printTable(report);
 	console.log(JSON.stringify(report));
+	reported = true;
 	if (missed.length) exitCode = 1;
 } catch (error) {
 	console.error(`npm run load: ${error.stack ?? error}`);
 	exitCode = 1;
 } finally {
-	// Stopped here too when a phase threw; stop() a second time finds nothing left.
+	// Stopped here when a phase threw (otherwise stop() answers what it found above).
 	const { left } = await system.stop();
 	if (left.length) {
-		console.error(`npm run load: left running after the stop, then killed: ${left.join("; ")}`);
+		if (!reported) console.error(`npm run load: left running after the stop, then killed: ${left.join("; ")}`);
 		exitCode = 1;
 	}
 }
@@ -266,6 +272,8 @@ function printTable(r) {
 	const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i].length)));
 	for (const line of [header, ...lines]) console.log(line.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  "));
 	console.log("");
+	const passes = r.rows.filter((row) => row.load === "admin pages").map((row) => `${row.passes} in "${row.phase}"`);
+	console.log(`whole passes through the registry by the admin readers: ${passes.join(", ")}`);
 	for (const p of r.phases) {
 		const shown = p.ticks.map((t) => `${new Date(t.scheduledTime).toISOString().slice(11, 19)}: ${t.listed} listed, ${t.dispatched} dispatched, ${t.ms} ms`).join("; ");
 		console.log(`ticks during "${p.phase}" (${p.seconds} s): ${p.ticks.length}${shown ? ` (${shown})` : ""}`);
