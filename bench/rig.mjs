@@ -1,6 +1,7 @@
 // What both bench rigs (`npm run bench`: bench/run.mjs; `npm run bench:arrivals`:
 // bench/arrivals.mjs) share: the settings wrangler.toml ships, the bundles of the bench Worker
-// and the bench runtime, and the two Workers' Miniflare definitions. A harness, not deployed.
+// and the bench runtime, and the two Workers' Miniflare definitions; `npm run load`
+// (bench/load.mjs) reads the registration limit from here too. A harness, not deployed.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildSync } from "esbuild";
@@ -29,7 +30,24 @@ export function shippedSettings(root) {
 			enabled: /^\s*enabled\s*=\s*true/m.test(observability),
 			headSamplingRate: Number(/^\s*head_sampling_rate\s*=\s*([\d.]+)/m.exec(observability)?.[1] ?? 1),
 		},
+		registrationLimit: registrationLimit(toml),
 	};
+}
+
+/**
+ * The registration route's rate limit as wrangler.toml sets it: `{limit, period}` of the
+ * `[[ratelimits]]` table named REGISTRATION_LIMITER (`simple = { limit = N, period = P }`,
+ * requests per P seconds), or null without one. `toml` is the file's text, comments removed.
+ */
+export function registrationLimit(toml) {
+	for (const [, table] of toml.matchAll(/^\[\[ratelimits\]\]\s*\n((?:(?!\[)[^\n]*\n?)*)/gm)) {
+		if (!/^\s*name\s*=\s*"REGISTRATION_LIMITER"/m.test(table)) continue;
+		const simple = /^\s*simple\s*=\s*\{([^}]*)\}/m.exec(table)?.[1] ?? "";
+		const limit = Number(/\blimit\s*=\s*(\d+)/.exec(simple)?.[1]);
+		const period = Number(/\bperiod\s*=\s*(\d+)/.exec(simple)?.[1]);
+		if (limit > 0 && period > 0) return { limit, period };
+	}
+	return null;
 }
 
 /** Bundles the bench Worker and the bench runtime into `out` (worker.mjs, runtime.mjs). */
