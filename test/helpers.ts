@@ -7,9 +7,22 @@ import { newSpace, newPieceId } from "./ids";
 
 export { T0, newLegacyPieceId, newPieceId, newSpace } from "./ids";
 
-/** A request to the Worker's fetch handler, through its exports (integration tests). */
+let clients = 0;
+
+/** A client address of its own (CF-Connecting-IP, as Cloudflare sets it): IPv6's documentation prefix. */
+export function newClientAddress(): string {
+	return `2001:db8::${(++clients).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}`;
+}
+
+/**
+ * A request to the Worker's fetch handler, through its exports (integration tests). Each comes
+ * from a client address of its own unless the test names one, so the registration limiter (a
+ * counter per address, shared by every test file) limits only the tests that mean it to.
+ */
 export function call(path: string, init: RequestInit = {}): Promise<Response> {
-	return exports.default.fetch(new Request(`https://scheduler.test${path}`, init));
+	const headers = new Headers(init.headers);
+	if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", newClientAddress());
+	return exports.default.fetch(new Request(`https://scheduler.test${path}`, { ...init, headers }));
 }
 
 /** An admin request with the test token. */

@@ -117,7 +117,7 @@ export const openApiDocument = {
 		"/api/integrations/bg": {
 			post: {
 				summary: "Register a piece (the replaced service's route); re-registering re-enables it",
-				description: "Open unless REGISTRATION_TOKEN is set; pages of origins outside ALLOWED_ORIGINS are refused.",
+				description: "Open unless REGISTRATION_TOKEN is set; pages of origins outside ALLOWED_ORIGINS are refused. Each client (CF-Connecting-IP) may register REGISTRATION_LIMITER's number of times a period (wrangler.toml; 60 a minute as shipped).",
 				requestBody: { required: true, content: { "application/json": { schema: ref("Registration") } } },
 				responses: {
 					"200": json(ref("Success"), "registered"),
@@ -126,7 +126,8 @@ export const openApiDocument = {
 					"403": error("the page's origin is not in ALLOWED_ORIGINS"),
 					"409": error("the space already has MAX_PIECES_PER_SPACE pieces"),
 					"413": error("body over 64 KB"),
-					"429": error("this piece was written a moment ago; try again in a second"),
+					"429": error("too many registrations from this client (REGISTRATION_LIMITER; Retry-After: the period), or this piece was written a moment ago (Retry-After: 1)"),
+					"507": error("the registry holds MAX_PIECES pieces (as the last tick counted): no new piece is taken; known pieces still re-register"),
 				},
 			},
 			get: {
@@ -305,7 +306,7 @@ export const openApiDocument = {
 			TickSummary: tickSummary,
 			Health: {
 				type: "object",
-				required: ["status", "service", "time", "did", "runtime", "lastTick", "problems", "notes"],
+				required: ["status", "service", "time", "did", "runtime", "lastTick", "registry", "problems", "notes"],
 				properties: {
 					status: { enum: ["ok", "degraded"] },
 					service: { type: "string" },
@@ -324,6 +325,16 @@ export const openApiDocument = {
 						},
 					},
 					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
+					registry: {
+						type: "object",
+						required: ["pieces", "maxPieces", "state"],
+						description: "the registry against its cap, as the last tick counted it (about a minute old)",
+						properties: {
+							pieces: { type: ["integer", "null"], minimum: 0, description: "null before the first tick" },
+							maxPieces: { ...count, description: "MAX_PIECES" },
+							state: { enum: ["ok", "near", "full"], description: "near from 90 % of MAX_PIECES, full at it (new pieces refused, 507); both are problems" },
+						},
+					},
 					problems: { type: "array", items: { type: "string" } },
 					notes: { type: "array", items: { type: "string" }, description: "what would be a problem deployed but is expected when the Worker is asked on localhost (npm start): the default passphrase" },
 				},

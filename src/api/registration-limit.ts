@@ -1,0 +1,31 @@
+import type { IRequest } from "itty-router";
+import { retryLater } from "./errors";
+
+/** The binding the registration route's flood limit needs (wrangler.toml `[[ratelimits]]`). */
+export type RegistrationLimitEnv = Pick<Env, "REGISTRATION_LIMITER">;
+
+/**
+ * The limiter's period in seconds, as wrangler.toml sets it (`simple.period`, 10 or 60): a
+ * refused client's counter is free again within it, so it is the answer's Retry-After.
+ */
+export const REGISTRATION_LIMIT_PERIOD_SECONDS = 60;
+
+/** The one key of the requests that carry no client address (below). */
+export const NO_CLIENT_ADDRESS = "no-client-address";
+
+/**
+ * Refuses a client past its registrations for the period (429 with Retry-After), first of
+ * all: before the body is read and before any KV operation, so a flood costs a Worker request
+ * and a limiter call each, and stores nothing. The client is its `CF-Connecting-IP`, which
+ * Cloudflare sets on every request from the internet (a client can neither forge nor drop
+ * it), unlike `X-Forwarded-For`, which anyone may send. A request without it did not come
+ * through Cloudflare's edge (another Worker through a service binding, a test): all such
+ * requests share one counter, so nothing is ever unlimited.
+ */
+export async function limitRegistrations(request: IRequest, env: RegistrationLimitEnv): Promise<void> {
+	const client = request.headers.get("cf-connecting-ip") || NO_CLIENT_ADDRESS;
+	const { success } = await env.REGISTRATION_LIMITER.limit({ key: client });
+	if (!success) {
+		throw retryLater(429, `too many registrations from this client (REGISTRATION_LIMITER in wrangler.toml); try again in ${REGISTRATION_LIMIT_PERIOD_SECONDS} s`, REGISTRATION_LIMIT_PERIOD_SECONDS);
+	}
+}
