@@ -1,11 +1,12 @@
 import type { IRequest } from "itty-router";
 import { logError, logEvent } from "../log";
 import { oneOffMessage } from "../messages";
-import { registered } from "../policy/schedule";
+import { heldUntil, registered } from "../policy/schedule";
 import type { PieceEntry } from "../registry/entry";
 import { KV_WRITE_INTERVAL_MS, getEntry, isWriteRateLimited, putEntry } from "../registry/store";
 import { registrationSchema } from "../schema";
 import { requireRoomInRegistry, requireRoomInSpace } from "./access";
+import { retryLater } from "./errors";
 import { parse, readJson } from "./input";
 
 /** A registration's fields, as validated. */
@@ -54,6 +55,12 @@ async function upsert(input: Registration, env: Env): Promise<Registered> {
 		// The global cap first: one KV read, where the space's cap lists that space.
 		await requireRoomInRegistry(env);
 		await requireRoomInSpace(env, input.space);
+	}
+	// A piece the runtime found missing is re-enabled at most once a hold (an hour), so a
+	// registration loop cannot keep junk running; this answer writes nothing.
+	const held = existing ? heldUntil(existing, now) : null;
+	if (existing && held !== null) {
+		throw retryLater(409, `piece ${piece} stays disabled: the runtime found no such piece or no bgUpdater at ${new Date(existing.disabledAt).toISOString()}; a registration may enable it again from ${new Date(held).toISOString()}`, (held - now) / 1000);
 	}
 	// A repeat within KV's one-write-per-second-per-key interval changes nothing worth
 	// writing; a change is written (KV may refuse it: 429 below).
