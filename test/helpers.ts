@@ -9,9 +9,12 @@ export { T0, newLegacyPieceId, newPieceId, newSpace } from "./ids";
 
 let clients = 0;
 
-/** A client address of its own (CF-Connecting-IP, as Cloudflare sets it): IPv6's documentation prefix. */
+/**
+ * A client address of its own (CF-Connecting-IP, as Cloudflare sets it), in IPv6's documentation
+ * prefix: a /64 of its own, since the limiter counts an IPv6 client by its /64.
+ */
 export function newClientAddress(): string {
-	return `2001:db8::${(++clients).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}`;
+	return `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${(++clients).toString(16)}::1`;
 }
 
 /**

@@ -3,7 +3,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api } from "../../src/api";
 import { health } from "../../src/api/health";
-import { NO_CLIENT_ADDRESS, REGISTRATION_LIMIT_PERIOD_SECONDS, limitRegistrations } from "../../src/api/registration-limit";
+import { NO_CLIENT_ADDRESS, REGISTRATION_LIMIT_PERIOD_SECONDS, clientKey, limitRegistrations } from "../../src/api/registration-limit";
 import { getEntry, putLastTick, type TickSummary } from "../../src/registry/store";
 import { call, newClientAddress, newPieceId, newSpace, seedPiece } from "../helpers";
 
@@ -70,7 +70,23 @@ describe("registration floods (REGISTRATION_LIMITER)", () => {
 		const request = (headers: Record<string, string>) => Object.assign(new Request(`https://scheduler.test${REGISTER}`, { method: "POST", headers }), { params: {}, query: {}, route: REGISTER });
 		await limitRegistrations(request({ "cf-connecting-ip": "203.0.113.9", "x-forwarded-for": "198.51.100.1" }), { REGISTRATION_LIMITER: recording });
 		await limitRegistrations(request({}), { REGISTRATION_LIMITER: recording });
-		expect(keys).toEqual(["203.0.113.9", NO_CLIENT_ADDRESS]);
+		await limitRegistrations(request({ "cf-connecting-ip": "2001:db8:7:8:aaaa::1" }), { REGISTRATION_LIMITER: recording });
+		expect(keys).toEqual(["203.0.113.9", NO_CLIENT_ADDRESS, "2001:db8:7:8::/64"]);
+	});
+
+	it("counts an IPv6 client by its /64, so stepping through its addresses does not pass the limit", { timeout: 90_000 }, async () => {
+		expect(clientKey("2001:DB8:0007:0008:1:2:3:4")).toBe("2001:db8:7:8::/64");
+		expect(clientKey("2001:db8:7:8::")).toBe("2001:db8:7:8::/64");
+		expect(clientKey("::1")).toBe("0:0:0:0::/64");
+		for (const whole of ["198.51.100.7", "::ffff:198.51.100.7", "2001:db8::1::2", "not an address"]) expect(clientKey(whole)).toBe(whole);
+		await freshWindow();
+		// One /64, a new address each time: one counter.
+		const block = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:ffff`;
+		const answers: number[] = [];
+		for (let i = 1; i <= LIMIT + 5; i++) answers.push((await registerFrom(`${block}::${i.toString(16)}`, "{not json")).status);
+		// Within the limit the body is read (400: not JSON); past it, refused before that.
+		expect(answers.slice(0, LIMIT)).toEqual(Array(LIMIT).fill(400));
+		expect(answers.slice(LIMIT)).toEqual(Array(5).fill(429));
 	});
 });
 
