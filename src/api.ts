@@ -8,6 +8,7 @@ import { health } from "./api/health";
 import { importRows } from "./api/import";
 import { deletePiece, getPiece, listPiecesRoute, patchPiece, runPieceNow } from "./api/pieces";
 import { register } from "./api/registration";
+import { limitRegistrations } from "./api/registration-limit";
 import { openApiFor } from "./api/openapi";
 import { stats } from "./api/stats";
 import { receiveReports } from "./reports";
@@ -36,7 +37,8 @@ function buildRouter(base: string) {
 	.get("/api/health", health)
 	.get("/api/stats", admin, stats)
 	.get("/api/openapi.json", (_request: IRequest, env: Env) => openApiFor(env))
-	.post(REGISTRATION_PATH, registrant, register)
+	// The flood limit first: a refused request costs no body read and no KV operation.
+	.post(REGISTRATION_PATH, limitRegistrations, registrant, register)
 	.get(REGISTRATION_PATH, admin, listPiecesRoute)
 	.get(PIECE, getPiece)
 	.patch(PIECE, admin, patchPiece)

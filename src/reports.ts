@@ -123,11 +123,11 @@ async function recordReport(report: RunReport, { env, identity, invocation, hear
 	return { result: { runId, status: "recorded" } };
 }
 
-/** A report's outcome as an answer: ok, or the piece's failure with its error. */
+/** A report's outcome as an answer: ok, or the piece's failure with its error (`notFound`: no such piece or no bgUpdater). */
 function answerOf(report: RunReport): Answer {
 	if (report.outcome === "ok") return { kind: "ok" };
 	const error = typeof report.error === "string" && report.error.trim() ? clip(report.error.trim()) : "the piece failed (the runtime gave no error)";
-	return { kind: "failed", error };
+	return report.notFound === true ? { kind: "failed", error, notFound: true } : { kind: "failed", error };
 }
 
 function countBy(results: ReportResult[]): Record<string, number> {

@@ -7,9 +7,25 @@ import { newSpace, newPieceId } from "./ids";
 
 export { T0, newLegacyPieceId, newPieceId, newSpace } from "./ids";
 
-/** A request to the Worker's fetch handler, through its exports (integration tests). */
+let clients = 0;
+
+/**
+ * A client address of its own (CF-Connecting-IP, as Cloudflare sets it), in IPv6's documentation
+ * prefix: a /64 of its own, since the limiter counts an IPv6 client by its /64.
+ */
+export function newClientAddress(): string {
+	return `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:${(++clients).toString(16)}::1`;
+}
+
+/**
+ * A request to the Worker's fetch handler, through its exports (integration tests). Each comes
+ * from a client address of its own unless the test names one, so the registration limiter (a
+ * counter per address, shared by every test file) limits only the tests that mean it to.
+ */
 export function call(path: string, init: RequestInit = {}): Promise<Response> {
-	return exports.default.fetch(new Request(`https://scheduler.test${path}`, init));
+	const headers = new Headers(init.headers);
+	if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", newClientAddress());
+	return exports.default.fetch(new Request(`https://scheduler.test${path}`, { ...init, headers }));
 }
 
 /** An admin request with the test token. */

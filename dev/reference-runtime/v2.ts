@@ -47,7 +47,8 @@ export async function dispatchV2(request: Request, env: V2Env, ctx: ExecutionCon
 		const piece = `${run.space}/${run.pieceId}`;
 		const early = precheck(run.integration, run, env);
 		if (early?.kind === "busy") return { runId: run.runId, status: "busy", busy: early.busy };
-		if (early?.kind === "failed") return { runId: run.runId, status: "failed", error: early.error };
+		// A piece the runtime does not have (v1's 404) says so: the scheduler disables it at once.
+		if (early?.kind === "failed") return early.status === 404 ? { runId: run.runId, status: "failed", error: early.error, notFound: true } : { runId: run.runId, status: "failed", error: early.error };
 		if (early?.kind === "unavailable") return { runId: run.runId, status: "refused", error: early.error };
 		logRunTaken(env, { protocol: 2, piece, integration: run.integration, runId: run.runId, signer: verified.signer });
 		ctx.waitUntil(execute(run, reportTo, timeoutMs, env));

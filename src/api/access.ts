@@ -1,10 +1,11 @@
 import { cors, type IRequest } from "itty-router";
-import { countPieces } from "../registry/store";
+import { capacity, maxPieces, registrySize } from "../policy/capacity";
+import { countPieces, getLastTick } from "../registry/store";
 import { bearerToken, sameSecret } from "./auth";
 import { StatusError } from "./errors";
 
 /** The bindings that steer who may call the API. */
-export type AccessEnv = Pick<Env, "ALLOWED_ORIGINS" | "REGISTRATION_TOKEN" | "ADMIN_TOKEN" | "MAX_PIECES_PER_SPACE" | "REGISTRY">;
+export type AccessEnv = Pick<Env, "ALLOWED_ORIGINS" | "REGISTRATION_TOKEN" | "ADMIN_TOKEN" | "MAX_PIECES_PER_SPACE" | "MAX_PIECES" | "REGISTRY">;
 
 /** Default cap on the pieces of one space (one KV list page counts them). */
 export const DEFAULT_MAX_PIECES_PER_SPACE = 1000;
@@ -79,5 +80,18 @@ export async function requireRoomInSpace(env: AccessEnv, space: string): Promise
 	const max = maxPiecesPerSpace(env);
 	if ((await countPieces(env, space, max)) >= max) {
 		throw new StatusError(409, `space ${space} already has ${max} pieces, the most one space may register (MAX_PIECES_PER_SPACE)`);
+	}
+}
+
+/**
+ * Refuses a new piece once the whole registry holds MAX_PIECES (507: the service has no room,
+ * which no client can fix; health has warned from 90 %). One KV read: the count is the last
+ * tick's (src/policy/capacity.ts says how stale, and why that is enough). A known piece never
+ * comes here: re-registering it adds nothing.
+ */
+export async function requireRoomInRegistry(env: AccessEnv): Promise<void> {
+	const room = capacity(registrySize(await getLastTick(env)), maxPieces(env.MAX_PIECES));
+	if (room.state === "full") {
+		throw new StatusError(507, `the registry is full: it holds ${room.pieces} pieces, the most it takes (MAX_PIECES = ${room.max}); known pieces still re-register`);
 	}
 }

@@ -3,6 +3,7 @@ import { basePath } from "./base-path";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
+import { capacity, maxPieces, registrySize } from "../policy/capacity";
 import { PERIOD_MS } from "../policy/schedule";
 import type { RuntimeHealth } from "../policy/runtime-health";
 import { getLastTick, getRuntimeHealth, type TickSummary } from "../registry/store";
@@ -16,8 +17,8 @@ const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 /**
  * `GET /api/health`: always 200 while the Worker answers; `status` says whether it can do
  * its job (`ok`), or what is wrong (`degraded`, with `problems`): configuration, an unreadable
- * registry, a cron that stopped firing, a runtime that runs have found unavailable (silent,
- * refusing, not a runtime at all) since when and why. Health makes no runtime call: what it
+ * registry, a registry near or at its cap (MAX_PIECES), a cron that stopped firing, a runtime
+ * that runs have found unavailable (silent, refusing, not a runtime at all) since when and why. Health makes no runtime call: what it
  * says of the runtime is what the last runs saw (`meta/runtime`, kept by the consumer).
  */
 export async function health(request: Request, env: Env) {
@@ -70,6 +71,11 @@ export async function health(request: Request, env: Env) {
 	if (lastTick && Date.now() - lastTick.scheduledTime > 3 * PERIOD_MS) {
 		problems.push(`no tick since ${new Date(lastTick.scheduledTime).toISOString()}: is the cron trigger firing?`);
 	}
+	// The cap (MAX_PIECES), against the last tick's count: warned of from 90 %, so an operator
+	// raises it or clears junk before new pieces are refused (507).
+	const registry = capacity(registrySize(lastTick), maxPieces(env.MAX_PIECES));
+	if (registry.state === "full") problems.push(`the registry is full: ${registry.pieces} pieces of MAX_PIECES ${registry.max}; new pieces are refused (507) until pieces are deleted or MAX_PIECES is raised`);
+	if (registry.state === "near") problems.push(`the registry nears its cap: ${registry.pieces} pieces of MAX_PIECES ${registry.max} (${Math.floor((100 * registry.pieces) / registry.max)} %); new pieces are refused from ${registry.max} on`);
 	if (seen?.state === "unavailable") {
 		problems.push(`the runtime has been unavailable since ${new Date(seen.since).toISOString()}: ${seen.reason}`);
 	}
@@ -81,6 +87,8 @@ export async function health(request: Request, env: Env) {
 		runtime: target.kind === "none" ? null : { via: target.kind, protocol: Number(protocol), timeoutMs: runTimeoutMs(env), state: seen?.state ?? "ok", since: seen?.since ?? null, reason: seen?.reason || null },
 		// The hour of earlier ticks is for /api/stats; health shows the last one.
 		lastTick: lastTick && { ...lastTick, recent: undefined },
+		// Counted by the last tick (null before the first): as stale as that, about a minute.
+		registry: { pieces: lastTick ? registry.pieces : null, maxPieces: registry.max, state: registry.state },
 		problems,
 		notes,
 	};

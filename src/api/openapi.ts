@@ -51,6 +51,7 @@ const piece = {
 		createdAt: ms,
 		updatedAt: ms,
 		disabledAt: { ...ms, description: "when it was disabled; 0 while enabled" },
+		disabledBy: { enum: ["operator", "failures", "not-found"], description: "while disabled: who disabled it (an operator, its third failure in a row, or the runtime finding no such piece or no bgUpdater); absent while enabled and on entries disabled before it was kept" },
 		lastRun: { ...ms, description: "end of the last recorded run the runtime answered, success or failure (the replaced service's meaning)" },
 		lastSuccessAt: { ...ms, description: "end of the last recorded successful run" },
 		status: { type: "string", description: "Success, the last error, Disabled: …, Disabled via UI, Initializing, Runtime unavailable since …" },
@@ -117,16 +118,17 @@ export const openApiDocument = {
 		"/api/integrations/bg": {
 			post: {
 				summary: "Register a piece (the replaced service's route); re-registering re-enables it",
-				description: "Open unless REGISTRATION_TOKEN is set; pages of origins outside ALLOWED_ORIGINS are refused.",
+				description: "Open unless REGISTRATION_TOKEN is set; pages of origins outside ALLOWED_ORIGINS are refused. Each client (CF-Connecting-IP) may register REGISTRATION_LIMITER's number of times a period (wrangler.toml; 60 a minute as shipped).",
 				requestBody: { required: true, content: { "application/json": { schema: ref("Registration") } } },
 				responses: {
 					"200": json(ref("Success"), "registered"),
 					"400": error("malformed body or ids"),
 					"401": error("REGISTRATION_TOKEN is set and the bearer token is missing or wrong"),
 					"403": error("the page's origin is not in ALLOWED_ORIGINS"),
-					"409": error("the space already has MAX_PIECES_PER_SPACE pieces"),
+					"409": error("the space already has MAX_PIECES_PER_SPACE pieces; or the runtime found this piece missing (no such piece or no bgUpdater) less than an hour ago, so it stays disabled until Retry-After"),
 					"413": error("body over 64 KB"),
-					"429": error("this piece was written a moment ago; try again in a second"),
+					"429": error("too many registrations from this client (REGISTRATION_LIMITER; Retry-After: the period), or this piece was written a moment ago (Retry-After: 1)"),
+					"507": error("the registry holds MAX_PIECES pieces (as the last tick counted): no new piece is taken; known pieces still re-register"),
 				},
 			},
 			get: {
@@ -208,7 +210,7 @@ export const openApiDocument = {
 						items: {
 							type: "object",
 							required: ["ticket", "runId", "outcome", "durationMs"],
-							properties: { ticket: { type: "string" }, runId: { type: "string" }, outcome: { enum: ["ok", "failed"] }, error: { type: "string" }, durationMs: count },
+							properties: { ticket: { type: "string" }, runId: { type: "string" }, outcome: { enum: ["ok", "failed"] }, error: { type: "string" }, notFound: { type: "boolean", description: "with failed: no such piece or no bgUpdater (protocol 1's 404); the piece is disabled at once" }, durationMs: count },
 						},
 					},
 				},
@@ -305,7 +307,7 @@ export const openApiDocument = {
 			TickSummary: tickSummary,
 			Health: {
 				type: "object",
-				required: ["status", "service", "time", "did", "runtime", "lastTick", "problems", "notes"],
+				required: ["status", "service", "time", "did", "runtime", "lastTick", "registry", "problems", "notes"],
 				properties: {
 					status: { enum: ["ok", "degraded"] },
 					service: { type: "string" },
@@ -324,6 +326,16 @@ export const openApiDocument = {
 						},
 					},
 					lastTick: { oneOf: [ref("TickSummary"), { type: "null" }] },
+					registry: {
+						type: "object",
+						required: ["pieces", "maxPieces", "state"],
+						description: "the registry against its cap, as the last tick counted it (about a minute old)",
+						properties: {
+							pieces: { type: ["integer", "null"], minimum: 0, description: "null before the first tick" },
+							maxPieces: { ...count, description: "MAX_PIECES" },
+							state: { enum: ["ok", "near", "full"], description: "near from 90 % of MAX_PIECES, full at it (new pieces refused, 507); both are problems" },
+						},
+					},
 					problems: { type: "array", items: { type: "string" } },
 					notes: { type: "array", items: { type: "string" }, description: "what would be a problem deployed but is expected when the Worker is asked on localhost (npm start): the default passphrase" },
 				},
@@ -341,7 +353,7 @@ export const openApiDocument = {
 							total: count,
 							enabled: count,
 							disabled: { ...count, description: "every disabled piece: by an operator, or by its third failure in a row" },
-							disabledByFailures: { ...count, description: "of those, the pieces their failures disabled" },
+							disabledByFailures: { ...count, description: "of those, the pieces their failures disabled (the third in a row, or one not-found run)" },
 							failing: { ...count, description: "enabled pieces with consecutive failures (they run again); the four states never overlap" },
 							byState: { type: "object", required: ["ok", "pending", "failing", "disabled"], properties: { ok: count, pending: count, failing: count, disabled: count } },
 						},

@@ -36,7 +36,9 @@ export async function stats(_request: Request, env: Env) {
 			total++;
 			if (piece.disabledAt === 0) enabled++;
 			byState[pieceState(piece)]++;
-			if (disabledBy(piece) === "failures") disabledByFailures++;
+			// A not-found run is the piece's failure too (the dashboard's red dot counts it so).
+			const by = disabledBy(piece);
+			if (by === "failures" || by === "not-found") disabledByFailures++;
 			if ((piece.lastFailureAt ?? 0) >= now - HOUR_MS) failedLastHour++;
 			const failedIn = piece.lastFailureAt ? minuteOf(piece.lastFailureAt) : undefined;
 			if (failedIn) failedIn.failed++;

@@ -44,7 +44,7 @@ export function classifyDispatch(status: number, body: string, version: string |
 
 /** One ack's outcome, or null if it is not a well-formed ack. */
 function ackOutcome(value: unknown): { runId: string; outcome: Outcome } | null {
-	const ack = value as { runId?: unknown; status?: unknown; error?: unknown; busy?: { runId?: unknown; since?: unknown } } | null;
+	const ack = value as { runId?: unknown; status?: unknown; error?: unknown; notFound?: unknown; busy?: { runId?: unknown; since?: unknown } } | null;
 	if (!ack || typeof ack !== "object" || typeof ack.runId !== "string") return null;
 	const error = typeof ack.error === "string" && ack.error.trim() ? clip(ack.error.trim()) : null;
 	switch (ack.status) {
@@ -54,7 +54,9 @@ function ackOutcome(value: unknown): { runId: string; outcome: Outcome } | null 
 			if (!ack.busy || typeof ack.busy.runId !== "string") return null;
 			return { runId: ack.runId, outcome: { kind: "busy", runningRunId: clip(ack.busy.runId), since: Number.isFinite(ack.busy.since) ? Number(ack.busy.since) : 0 } };
 		case "failed":
-			return error ? { runId: ack.runId, outcome: { kind: "failed", error } } : null;
+			if (!error) return null;
+			// `notFound: true`: no such piece or no bgUpdater, as protocol 1's 404.
+			return { runId: ack.runId, outcome: ack.notFound === true ? { kind: "failed", error, notFound: true } : { kind: "failed", error } };
 		case "refused":
 			if (error === REPLAYED_ERROR) return { runId: ack.runId, outcome: { kind: "replayed" } };
 			return { runId: ack.runId, outcome: { kind: "unavailable", reason: `runtime refused the run${error ? `: ${error}` : ""}` } };

@@ -5,7 +5,9 @@ import { clipText } from "../util/text";
  * What a run's answer means for the piece (docs/runtime-protocol.md, "Outcome classes").
  * - `ok`: the bgUpdater ran to completion.
  * - `failed`: the piece itself failed (raised, has no bgUpdater, outlasted its time on a
- *   runtime that is alive); counts toward disabling it.
+ *   runtime that is alive); counts toward disabling it. `notFound`: the runtime says there is
+ *   no such piece or no bgUpdater (protocol 1's 404, protocol 2's `notFound`), which no retry
+ *   mends: it disables the piece at once.
  * - `unavailable`: the runtime could not run anything (down, overloaded, refusing us, silent,
  *   or not a piece runtime at all); says nothing about the piece, so it counts nothing and
  *   disables nothing.
@@ -20,7 +22,7 @@ import { clipText } from "../util/text";
  */
 export type Outcome =
 	| { kind: "ok" }
-	| { kind: "failed"; error: string }
+	| { kind: "failed"; error: string; notFound?: true }
 	| { kind: "unavailable"; reason: string }
 	| { kind: "replayed" }
 	| { kind: "busy"; runningRunId: string; since: number }
@@ -72,7 +74,9 @@ export function classifyResponse(status: number, body: string, version: string |
 	const busy = busyRun(status, fields);
 	if (busy) return busy;
 	if (status < 300) return fields.ok === true ? { kind: "ok" } : notARuntime(status, 'without "ok": true in its body');
-	return error ? { kind: "failed", error } : notARuntime(status, 'without a non-empty "error" in its body');
+	if (!error) return notARuntime(status, 'without a non-empty "error" in its body');
+	// 404 is the protocol's "no such piece, or no bgUpdater": the piece is not there to run.
+	return status === 404 ? { kind: "failed", error, notFound: true } : { kind: "failed", error };
 }
 
 /** What a liveness probe found: the runtime answered as a runtime, or why not. */

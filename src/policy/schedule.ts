@@ -12,6 +12,17 @@ export const HOUR_MS = 60 * PERIOD_MS;
 export const MAX_CONSECUTIVE_FAILURES = 3;
 
 /**
+ * How long a piece the runtime found missing (no such piece, no bgUpdater) stays disabled
+ * against re-registration. Such a piece is disabled at its first not-found run (no retry can
+ * mend it); a registration may re-enable it once the hold is over, and its next not-found
+ * run starts the hold again. So a registration loop on one junk piece costs at most one run
+ * (and two KV writes) an hour, against 60 an hour for a piece that runs; a registration within
+ * the hold writes nothing (src/api/registration.ts answers 409 with Retry-After). An operator's
+ * enable is not held.
+ */
+export const NOT_FOUND_HOLD_MS = 60 * PERIOD_MS;
+
+/**
  * The earliest tick time taken: 10^11 ms is March 1973. Cloudflare's scheduledTime is always
  * milliseconds; a smaller one is a local tick fired with `time=` in seconds (which would
  * otherwise run as a date in 1970 and leave every piece's next run decades early).
@@ -98,8 +109,12 @@ export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunCon
 		case "failed": {
 			const failures = entry.failures + 1;
 			const failed = { ...base, failures, lastRun: run.now, lastError: outcome.error, unavailableSince: 0, lastFailureAt: run.now };
+			// Nothing to run: no further run can succeed, so the first one disables it.
+			if (outcome.notFound) {
+				return { event: "disabled", entry: { ...failed, disabledAt: run.now, disabledBy: "not-found", status: `Disabled: ${NOT_FOUND_STATUS}: ${outcome.error}` } };
+			}
 			if (failures >= MAX_CONSECUTIVE_FAILURES) {
-				return { event: "disabled", entry: { ...failed, disabledAt: run.now, status: `Disabled: ${outcome.error}` } };
+				return { event: "disabled", entry: { ...failed, disabledAt: run.now, disabledBy: "failures", status: `Disabled: ${outcome.error}` } };
 			}
 			return { event: "failure", entry: { ...failed, status: outcome.error, nextRunAt: nextRunAfterFailure(run.scheduledTime, failures) } };
 		}
@@ -112,6 +127,19 @@ export function applyOutcome(entry: PieceEntry, outcome: RunOutcome, run: RunCon
 			};
 		}
 	}
+}
+
+/** What a not-found piece's status says before the runtime's own error. */
+export const NOT_FOUND_STATUS = "the runtime found no such piece or no bgUpdater";
+
+/**
+ * Until when a registration may not re-enable a piece (ms), or null if it may: a piece the
+ * runtime found missing is held for NOT_FOUND_HOLD_MS from when it was disabled.
+ */
+export function heldUntil(existing: Pick<PieceEntry, "disabledAt" | "disabledBy">, now: number): number | null {
+	if (existing.disabledBy !== "not-found" || !existing.disabledAt) return null;
+	const until = existing.disabledAt + NOT_FOUND_HOLD_MS;
+	return now < until ? until : null;
 }
 
 /** A piece's entry after a (re-)registration: new pieces start, known ones are re-enabled. */
@@ -134,8 +162,9 @@ export function registered(existing: PieceEntry | null, fields: Pick<PieceEntry,
 		};
 	}
 	const wasDisabled = existing.disabledAt !== 0;
+	const { disabledBy: _, ...kept } = existing;
 	return {
-		...existing,
+		...kept,
 		integration: fields.integration,
 		updatedAt: now,
 		disabledAt: 0,
@@ -149,7 +178,8 @@ export function registered(existing: PieceEntry | null, fields: Pick<PieceEntry,
 
 /** A piece's entry after an operator enables or disables it. */
 export function withEnabled(entry: PieceEntry, enabled: boolean, now: number): PieceEntry {
-	if (!enabled) return { ...entry, updatedAt: now, disabledAt: entry.disabledAt || now, status: "Disabled via UI" };
+	if (!enabled) return { ...entry, updatedAt: now, disabledAt: entry.disabledAt || now, disabledBy: "operator", status: "Disabled via UI" };
 	if (entry.disabledAt === 0) return entry;
-	return { ...entry, updatedAt: now, disabledAt: 0, failures: 0, nextRunAt: 0, status: "Initializing..." };
+	const { disabledBy: _, ...kept } = entry;
+	return { ...kept, updatedAt: now, disabledAt: 0, failures: 0, nextRunAt: 0, status: "Initializing..." };
 }

@@ -1,4 +1,4 @@
-import type { PieceSummary, RunRecord } from "../registry/entry";
+import type { DisabledBy, PieceSummary, RunRecord } from "../registry/entry";
 
 /**
  * A piece's state, one of four that never overlap, so counts and filters agree: `ok` (the
@@ -17,9 +17,13 @@ export function pieceState(piece: Pick<PieceSummary, "disabledAt" | "status" | "
 	return piece.status === "Success" ? "ok" : "pending";
 }
 
-/** Who disabled a disabled piece: an operator (`Disabled via UI`), or its failures. */
-export function disabledBy(piece: Pick<PieceSummary, "disabledAt" | "status">): "operator" | "failures" | null {
+/**
+ * Who disabled a disabled piece: the entry says (`disabledBy`); an entry disabled before it
+ * did is an operator's if its status is `Disabled via UI`, else its failures'.
+ */
+export function disabledBy(piece: Pick<PieceSummary, "disabledAt" | "status" | "disabledBy">): DisabledBy | null {
 	if (!piece.disabledAt) return null;
+	if (piece.disabledBy) return piece.disabledBy;
 	return piece.status === "Disabled via UI" ? "operator" : "failures";
 }
 

@@ -18,6 +18,11 @@ export interface PieceEntry extends PieceRef {
 	updatedAt: number;
 	/** When it was disabled; 0 while enabled. */
 	disabledAt: number;
+	/**
+	 * Who disabled it, while disabled: an operator, its third failure in a row, or the runtime
+	 * finding no such piece (`not-found`). Absent while enabled, and from entries disabled before it existed.
+	 */
+	disabledBy?: DisabledBy;
 	/** When its last run the runtime answered finished, success or failure (the replaced service's meaning); 0 before the first. */
 	lastRun: number;
 	/** Human-readable state: `Success`, the last error, `Disabled: …`, `Initializing`, … */
@@ -42,6 +47,9 @@ export interface PieceEntry extends PieceRef {
 	history?: RunRecord[];
 }
 
+/** Who disabled a piece: an operator, its failures, or the runtime finding no such piece. */
+export type DisabledBy = "operator" | "failures" | "not-found";
+
 /**
  * One recorded run. Runs are recorded when they are written anyway (their outcome changed
  * something, or the lastRun heartbeat was due), so keeping history costs no extra KV write.
@@ -63,7 +71,7 @@ export interface RunRecord {
  */
 export type PieceSummary = Pick<
 	PieceEntry,
-	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt" | "lastSuccessAt"
+	"integration" | "createdAt" | "updatedAt" | "disabledAt" | "disabledBy" | "lastRun" | "status" | "failures" | "nextRunAt" | "lastFailureAt" | "lastSuccessAt"
 > & {
 	/** The last recorded outcomes, oldest first, one letter each (src/policy/state.ts `recentRuns`). Absent from entries written before it existed. */
 	recent?: string;

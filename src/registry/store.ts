@@ -61,6 +61,7 @@ export function summarise(entry: PieceEntry): PieceSummary {
 		createdAt: entry.createdAt,
 		updatedAt: entry.updatedAt,
 		disabledAt: entry.disabledAt,
+		...(entry.disabledBy && entry.disabledAt ? { disabledBy: entry.disabledBy } : {}),
 		lastRun: entry.lastRun,
 		status: clipText(entry.status, SUMMARY_STATUS_LENGTH),
 		failures: entry.failures,

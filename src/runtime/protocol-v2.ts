@@ -36,7 +36,8 @@ export interface DispatchBody {
 export type RunAck =
 	| { runId: string; status: "accepted" }
 	| { runId: string; status: "busy"; busy: { runId: string; since: number } }
-	| { runId: string; status: "failed"; error: string }
+	/** `notFound: true`: there is no such piece, or it has no bgUpdater (protocol 1's 404); the scheduler disables it at once. */
+	| { runId: string; status: "failed"; error: string; notFound?: boolean }
 	| { runId: string; status: "refused"; error: string };
 
 /** The JSON body of a dispatch's answer (200, `bg-protocol: 2`): one ack per run. */
@@ -52,6 +53,8 @@ export interface RunReport {
 	outcome: "ok" | "failed";
 	/** Why the piece failed (for `failed`): its error, or `timed out after <ms> ms`. */
 	error?: string;
+	/** For `failed`: there is no such piece, or it has no bgUpdater (protocol 1's 404); the scheduler disables it at once. */
+	notFound?: boolean;
 	/** How long the run took, in ms. */
 	durationMs: number;
 }

@@ -10,7 +10,7 @@ import type { ReportBody, RunReport } from "../../src/runtime/protocol-v2";
 import { signedHeaders } from "../../src/runtime/sign";
 import { REPORT_GRACE_MS, issueTicket } from "../../src/runtime/ticket";
 import type { RunMessage } from "../../src/schema";
-import { T0, call, seedPiece } from "../helpers";
+import { T0, call, newClientAddress, seedPiece } from "../helpers";
 import { V2_ENV, awaitReports, deliver, takeReports } from "../reports";
 
 /*
@@ -108,7 +108,7 @@ describe("a report changes only what this scheduler dispatched (more report faul
 	it("a late failure of a run that started before a re-registration is not counted", async () => {
 		const piece = await seedPiece();
 		const report = await reportFor(oneOffMessage("manual", piece, T0), "failed", "old token", Date.now() - 1_000);
-		await exports.default.fetch(new Request("https://scheduler.test/api/integrations/bg", { method: "POST", body: JSON.stringify({ space: piece.space, pieceId: piece.pieceId, integration: "counter" }) }));
+		await exports.default.fetch(new Request("https://scheduler.test/api/integrations/bg", { method: "POST", headers: { "cf-connecting-ip": newClientAddress() }, body: JSON.stringify({ space: piece.space, pieceId: piece.pieceId, integration: "counter" }) }));
 		expect((await post({ reports: [report] })).body.results).toEqual([{ runId: report.runId, status: "dropped" }]);
 		expect((await getEntry(env, piece))!.failures).toBe(0);
 	});

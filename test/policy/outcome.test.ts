@@ -29,7 +29,7 @@ describe("classifyResponse: only the protocol's answers count", () => {
 
 	it("a 4xx with the header and an error is the piece's failure, trimmed and clipped", () => {
 		expect(classifyResponse(422, json({ error: "  boom \n" }), V1)).toEqual({ kind: "failed", error: "boom" });
-		expect(classifyResponse(404, json({ error: "piece has no bgUpdater stream" }), V1)).toEqual({ kind: "failed", error: "piece has no bgUpdater stream" });
+		expect(classifyResponse(404, json({ error: "piece has no bgUpdater stream" }), V1)).toEqual({ kind: "failed", error: "piece has no bgUpdater stream", notFound: true });
 		expect(classifyResponse(403, json({ error: "AuthorizationError" }), V1)).toEqual({ kind: "failed", error: "AuthorizationError" });
 		const long = classifyResponse(400, json({ error: "e".repeat(MAX_ERROR_LENGTH * 2) }), V1);
 		expect(long).toEqual({ kind: "failed", error: `${"e".repeat(MAX_ERROR_LENGTH - 1)}…` });

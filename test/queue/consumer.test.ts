@@ -70,10 +70,15 @@ describe("consumer: outcome classes", () => {
 		expect(await entryOf(piece)).toMatchObject({ failures: 0, status: "Success" });
 	});
 
-	it("no bgUpdater (404) counts as the piece's failure", async () => {
+	it("no bgUpdater (404) is the piece's failure, and disables it at once: no run can mend it", async () => {
 		const piece = await seedPiece({ integration: "missing" });
 		await deliver([tickMessage(piece, T0)]);
-		expect(await entryOf(piece)).toMatchObject({ failures: 1, status: `Error: No updater stream found for piece: ${piece.pieceId}` });
+		const entry = await entryOf(piece);
+		expect(entry).toMatchObject({ failures: 1, disabledBy: "not-found", status: `Disabled: the runtime found no such piece or no bgUpdater: Error: No updater stream found for piece: ${piece.pieceId}` });
+		expect(entry.disabledAt).toBeGreaterThan(0);
+		// The next tick does not run it.
+		expect((await deliver([tickMessage(piece, T0 + 60_000)])).result.explicitAcks).toHaveLength(1);
+		expect((await entryOf(piece)).lastRunId).toBe(entry.lastRunId);
 	});
 
 	it("timeout counts as the piece's failure and says so", async () => {

@@ -45,7 +45,8 @@ describe("protocol 2: dispatch, acknowledge, report", () => {
 		// Every message is acked or retried by the time the batch ends; none waits for its run.
 		expect(result.explicitAcks.length + result.retryMessages.length).toBe(5);
 		// Known at once: no bgUpdater (failed), the runtime refusing (unavailable).
-		expect(await getEntry(env, missing!)).toMatchObject({ failures: 1, status: `Error: No updater stream found for piece: ${missing!.pieceId}` });
+		// Not found (the ack's notFound): disabled at once, as protocol 1's 404.
+		expect(await getEntry(env, missing!)).toMatchObject({ failures: 1, disabledBy: "not-found", status: `Disabled: the runtime found no such piece or no bgUpdater: Error: No updater stream found for piece: ${missing!.pieceId}` });
 		expect((await getEntry(env, down!))!.status).toMatch(/^Runtime unavailable since .*runtime refused the run: example outage/);
 		expect(await getEntry(env, counter!)).toMatchObject({ status: "Initializing", lastRun: 0 });
 
