@@ -69,6 +69,14 @@ function dotOf(piece) {
 }
 
 const OUTCOMES = { s: "success", f: "failure", d: "disabled", u: "runtime unavailable", k: "skipped (busy)" };
+const ADMIN_ACTIONS = { enable: "enabled by an admin", disable: "disabled by an admin", "run-now": "run requested", import: "imported" };
+
+/** Who did an admin action, as the history names them (`access:<email>`, `access-service-token:<id>`, `token:<fingerprint>`). */
+function byText(by = "") {
+	const [via, ...rest] = by.split(":");
+	const who = rest.join(":");
+	return { access: who, "access-service-token": `service token ${who}`, token: `admin token ${who}` }[via] ?? by;
+}
 const STATE_ORDER = { failing: 0, pending: 1, disabled: 2, ok: 3 };
 
 function relative(time, now = Date.now()) {
@@ -395,7 +403,9 @@ async function showDetail(piece) {
 					const when = document.createElement("td");
 					when.append(time((e) => setTime(e, run.at)));
 					row.append(when);
-					for (const text of [run.outcome, `${run.durationMs} ms`, run.error ?? ""]) row.append(Object.assign(document.createElement("td"), { textContent: text }));
+					// An admin action sits among the runs: what was done and by whom, no duration.
+					const cells = run.outcome === "admin" ? [ADMIN_ACTIONS[run.action] ?? run.action, "—", `by ${byText(run.by)}`] : [run.outcome, `${run.durationMs} ms`, run.error ?? ""];
+					for (const text of cells) row.append(Object.assign(document.createElement("td"), { textContent: text }));
 					return row;
 				})
 			: [Object.assign(document.createElement("tr"), { innerHTML: '<td colspan="4">No runs recorded yet.</td>' })]),

@@ -240,6 +240,12 @@ describe("the dashboard, in Chromium against npm start", () => {
 		await page.screenshot({ path: `${SCREENSHOTS}/detail.png` });
 		await page.click("#detail button[type=submit]");
 		expect(await page.isVisible("#detail")).toBe(false);
+		// An admin's action sits among the runs: the piece disabled at the start, by the admin token.
+		await row(page, "off").locator(".piece").click();
+		await page.waitForSelector("#detail[open]");
+		const action = page.locator('#history tbody tr[data-outcome="admin"]').first();
+		expect(await action.textContent()).toMatch(/disabled by an admin—by admin token [0-9a-f]{8}$/);
+		await page.click("#detail button[type=submit]");
 		await context.close();
 	});
 
