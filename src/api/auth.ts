@@ -1,6 +1,6 @@
 import type { IRequest } from "itty-router";
 import { adminTokens, matchAdminToken } from "./admin-tokens";
-import { ACCESS_HEADER, accessAdmin, accessConfig, type AccessEnv } from "./cloudflare-access";
+import { ACCESS_HEADER, accessAdmin, accessConfig, type CloudflareAccessEnv } from "./cloudflare-access";
 import { StatusError } from "./errors";
 
 const encoder = new TextEncoder();
@@ -12,7 +12,7 @@ const encoder = new TextEncoder();
 export type Admin = { via: "access"; email: string } | { via: "access-service-token"; clientId: string } | { via: "token"; fingerprint: string };
 
 /** The bindings that say who is an admin. */
-export type AdminEnv = Pick<Env, "ADMIN_TOKEN"> & AccessEnv;
+export type AdminEnv = Pick<Env, "ADMIN_TOKEN"> & CloudflareAccessEnv;
 
 /** A request `requireAdmin` let through, carrying who made it. */
 export type AdminRequest = IRequest & { admin: Admin };

@@ -13,7 +13,7 @@ import { StatusError } from "./errors";
  */
 
 /** The settings that turn Access sign-in on: all three in `[vars]`. */
-export type AccessEnv = Pick<Env, "ACCESS_TEAM_DOMAIN" | "ACCESS_AUD" | "ACCESS_ADMINS">;
+export type CloudflareAccessEnv = Pick<Env, "ACCESS_TEAM_DOMAIN" | "ACCESS_AUD" | "ACCESS_ADMINS">;
 
 /** Access as configured: off (nothing set), on, or half-configured, which never admits anyone. */
 export type AccessConfig = { kind: "off" } | { kind: "problem"; problem: string } | { kind: "on"; issuer: string; certsUrl: string; audiences: string[]; admins: AccessAdmins };
@@ -41,7 +41,7 @@ const CLOCK_TOLERANCE_S = 60;
 const TEAM_DOMAIN = /^(?:https:\/\/)?([a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.cloudflareaccess\.com)\/?$/i;
 
 /** Reads the three settings. Any one set without the others is a problem, never an open door. */
-export function accessConfig(env: AccessEnv): AccessConfig {
+export function accessConfig(env: CloudflareAccessEnv): AccessConfig {
 	const team = env.ACCESS_TEAM_DOMAIN?.trim() ?? "";
 	const audiences = (env.ACCESS_AUD ?? "").split(/[\s,]+/).filter(Boolean);
 	const admins = parseAccessAdmins(env.ACCESS_ADMINS);
@@ -60,7 +60,7 @@ function problem(text: string): AccessConfig {
 }
 
 /** What health says of the Access settings (nothing when Access is off or on). */
-export function accessProblems(env: AccessEnv): string[] {
+export function accessProblems(env: CloudflareAccessEnv): string[] {
 	const config = accessConfig(env);
 	return config.kind === "problem" ? [config.problem] : [];
 }

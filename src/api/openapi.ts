@@ -168,7 +168,7 @@ export const openApiDocument = {
 		"/api/integrations/bg/{space}/{pieceId}/run": {
 			parameters: pieceParams,
 			post: {
-				summary: "Queue a run now, outside the tick",
+				summary: "Queue a run now, outside the tick (delivered a second later, after the request's line in the piece's history)",
 				...adminOnly,
 				responses: {
 					"202": json({ type: "object", required: ["success", "message", "runId"], properties: { success: { const: true }, message: { type: "string" }, runId: { type: "string" } } }, "queued"),
