@@ -1,7 +1,7 @@
 import { laneProblems } from "../lanes";
+import { adminTokens } from "./admin-tokens";
 import { basePath } from "./base-path";
 import { accessConfig, accessProblems } from "./cloudflare-access";
-import { adminTokens } from "./admin-tokens";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
