@@ -36,6 +36,37 @@ export default {
 	},
 };`;
 
+/**
+ * A TEST STAND-IN for the outside world the Worker under test fetches from (its
+ * `outboundService`): Cloudflare Access's certs URLs (https://<team>.cloudflareaccess.com/
+ * cdn-cgi/access/certs) answer with the keys a test put there for that team, made in the test,
+ * so no test reaches the network; everything else (PIECE_RUNTIME_URL) goes on to the reference
+ * runtime, as before. Through the ACCESS_CERTS binding a test sets a team's keys
+ * (PUT /__keys?team=…, a JWKS), makes its certs fail (PUT /__fail?team=…&status=503) and
+ * counts its fetches (GET /__fetches?team=…). Test files share it: each uses teams of its own.
+ */
+const TEST_OUTBOUND = `
+const teams = new Map();
+const team = (name) => teams.get(name) ?? teams.set(name, { keys: { keys: [] }, fail: 0, fetches: 0 }).get(name);
+export default {
+	async fetch(request, env) {
+		const url = new URL(request.url);
+		if (url.hostname === "access-certs.test") {
+			const t = team(url.searchParams.get("team") ?? "");
+			if (url.pathname === "/__keys") { t.keys = await request.json(); t.fail = 0; return new Response("ok"); }
+			if (url.pathname === "/__fail") { t.fail = Number(url.searchParams.get("status")); return new Response("ok"); }
+			if (url.pathname === "/__fetches") return Response.json({ fetches: t.fetches });
+		}
+		if (url.hostname.endsWith(".cloudflareaccess.com")) {
+			const t = team(url.hostname);
+			t.fetches++;
+			if (url.pathname !== "/cdn-cgi/access/certs") return new Response("not found", { status: 404 });
+			return t.fail ? new Response("unavailable", { status: t.fail }) : Response.json(t.keys);
+		}
+		return env.RUNTIME.fetch(request);
+	},
+};`;
+
 export default defineConfig({
 	test: {
 		// The Worker logs a JSON line per event: shown only for a failing test. (The reporter
@@ -60,9 +91,10 @@ export default defineConfig({
 								REPORT_URL: "https://scheduler.test/api/runtime/reports",
 								RUNTIME_SIGNERS: RUNTIME_DID,
 							},
-							serviceBindings: { RUNTIME: "reference-runtime", REPORT_RELAY: "report-relay" },
-							// Plain fetch() (the PIECE_RUNTIME_URL path) also lands on the reference runtime.
-							outboundService: "reference-runtime",
+							serviceBindings: { RUNTIME: "reference-runtime", REPORT_RELAY: "report-relay", ACCESS_CERTS: "test-outbound" },
+							// Plain fetch(): Access's certs URLs land on the test's keys, the rest (the
+							// PIECE_RUNTIME_URL path) on the reference runtime.
+							outboundService: "test-outbound",
 							workers: [
 								{
 									name: "reference-runtime",
@@ -74,6 +106,7 @@ export default defineConfig({
 									outboundService: "report-relay",
 								},
 								{ name: "report-relay", modules: true, script: REPORT_RELAY, compatibilityDate: "2026-08-22" },
+								{ name: "test-outbound", modules: true, script: TEST_OUTBOUND, compatibilityDate: "2026-08-22", serviceBindings: { RUNTIME: "reference-runtime" } },
 							],
 						},
 					}),

@@ -125,6 +125,9 @@ Options:
 Environment:
   BG_URL               the scheduler Worker, as --url
   ADMIN_TOKEN          bearer token for admin commands
+  CF_ACCESS_CLIENT_ID, CF_ACCESS_CLIENT_SECRET
+                       a Cloudflare Access service token, sent with every request (where
+                       Access guards the Worker); admin commands then need no ADMIN_TOKEN
   REGISTRATION_TOKEN   bearer token for register, where the Worker requires one
   IDENTITY, OPERATOR_PASS
                        the Worker's secrets, for service-did

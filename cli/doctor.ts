@@ -27,8 +27,11 @@ interface Health {
 /** Three missed ticks: the cron is not firing (health says the same). */
 const TICK_STALE_MS = 3 * 60_000;
 
-/** Runs every check against the Worker behind `transport`; `adminToken` from ADMIN_TOKEN. */
-export async function doctor(transport: Transport, url: string, adminToken: string | undefined, now = Date.now()): Promise<Check[]> {
+/**
+ * Runs every check against the Worker behind `transport`; `adminToken` from ADMIN_TOKEN, and
+ * `serviceToken` when the transport signs in with a Cloudflare Access service token instead.
+ */
+export async function doctor(transport: Transport, url: string, adminToken: string | undefined, now = Date.now(), serviceToken = false): Promise<Check[]> {
 	const checks: Check[] = [];
 	let health: Health;
 	try {
@@ -54,7 +57,11 @@ export async function doctor(transport: Transport, url: string, adminToken: stri
 	if (!tick) checks.push({ ok: false, what: "no tick recorded yet", fix: "the cron trigger fires each minute once deployed (wrangler.toml [triggers]); locally npm start's TICK_SECONDS" });
 	else if (now - tick.scheduledTime > TICK_STALE_MS) checks.push({ ok: false, what: `the last tick was at ${new Date(tick.scheduledTime).toISOString()}`, fix: "is the cron trigger deployed? npx wrangler triggers deploy" });
 	else checks.push({ ok: true, what: `the last tick (${Math.round((now - tick.scheduledTime) / 1000)} s ago) dispatched ${tick.dispatched} of ${tick.listed} listed` });
-	if (!adminToken) {
+	if (!adminToken && serviceToken) {
+		const response = await transport("/api/stats");
+		if (response.ok) checks.push({ ok: true, what: "the Access service token is accepted as an admin" });
+		else checks.push({ ok: false, what: `the Access service token is refused (HTTP ${response.status})`, fix: "its client id must be on the Worker's ACCESS_ADMINS, and an Access policy must admit it (docs/cloudflare-access.md)" });
+	} else if (!adminToken) {
 		checks.push({ ok: false, what: "ADMIN_TOKEN is not set here, so the admin API was not tried", fix: "export ADMIN_TOKEN=<the Worker's admin token>" });
 	} else {
 		const response = await transport("/api/stats", { headers: { authorization: `Bearer ${adminToken}` } });

@@ -41,7 +41,7 @@ export async function spaceDid(name: string, passphrase: string): Promise<string
 }
 
 async function call(invocation: Invocation, path: string, init: RequestInit & { token?: string } = {}): Promise<unknown> {
-	const headers = new Headers(init.headers);
+	const headers = withServiceToken(init.headers);
 	if (init.token) headers.set("authorization", `Bearer ${init.token}`);
 	if (init.body) headers.set("content-type", "application/json");
 	let response: Response;
@@ -64,12 +64,30 @@ async function call(invocation: Invocation, path: string, init: RequestInit & { 
 	return body;
 }
 
+/**
+ * Headers with a Cloudflare Access service token's two, when CF_ACCESS_CLIENT_ID and
+ * CF_ACCESS_CLIENT_SECRET are set: Access in front of the Worker checks them and passes the
+ * request on as the service token's (docs/cloudflare-access.md), so no ADMIN_TOKEN is needed.
+ */
+function withServiceToken(init?: RequestInit["headers"]): Headers {
+	const headers = new Headers(init);
+	if (hasServiceToken()) {
+		headers.set("cf-access-client-id", process.env.CF_ACCESS_CLIENT_ID!);
+		headers.set("cf-access-client-secret", process.env.CF_ACCESS_CLIENT_SECRET!);
+	}
+	return headers;
+}
+
+function hasServiceToken(): boolean {
+	return Boolean(process.env.CF_ACCESS_CLIENT_ID && process.env.CF_ACCESS_CLIENT_SECRET);
+}
+
 /** The transport of export and import: the Worker's admin routes over HTTP. */
 function adminTransport(invocation: Invocation): Transport {
 	const token = adminToken();
 	return async (path, init = {}) => {
-		const headers = new Headers(init.headers);
-		headers.set("authorization", `Bearer ${token}`);
+		const headers = withServiceToken(init.headers);
+		if (token) headers.set("authorization", `Bearer ${token}`);
 		try {
 			return await fetch(`${invocation.url}${path}`, { ...init, headers });
 		} catch (error) {
@@ -135,10 +153,10 @@ export function describeImport(report: ImportReport): string {
 	return lines.join("\n");
 }
 
-function adminToken(): string {
+function adminToken(): string | undefined {
 	const token = process.env.ADMIN_TOKEN;
-	if (!token) throw new UsageError("set ADMIN_TOKEN to the scheduler's admin token for this command");
-	return token;
+	if (!token && !hasServiceToken()) throw new UsageError("set ADMIN_TOKEN to the scheduler's admin token for this command (or CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET, a Cloudflare Access service token)");
+	return token || undefined;
 }
 
 /** `<space> <pieceId>` of a per-piece command, URL-encoded for the path. */
@@ -185,7 +203,7 @@ export async function run(invocation: Invocation): Promise<string | Printed> {
 		case "":
 			throw new UsageError("no command given");
 		case "doctor": {
-			const checks = await doctor(async (path, init) => fetch(`${invocation.url}${path}`, init), invocation.url, process.env.ADMIN_TOKEN);
+			const checks = await doctor(async (path, init = {}) => fetch(`${invocation.url}${path}`, { ...init, headers: withServiceToken(init.headers) }), invocation.url, process.env.ADMIN_TOKEN, Date.now(), hasServiceToken());
 			return { text: invocation.json ? JSON.stringify(checks, null, 2) : describeChecks(checks), exitCode: checks.every((check) => check.ok) ? 0 : 1 };
 		}
 		case "service-did": {

@@ -1,6 +1,8 @@
 // The dashboard: a thin client of the admin API (docs/openapi: GET /api/openapi.json).
 // No framework and nothing from outside this Worker; the admin token lives in sessionStorage,
-// so it is kept for this tab only and gone when the tab closes.
+// so it is kept for this tab only and gone when the tab closes. Behind Cloudflare Access no
+// token is needed: the page's requests carry Access's cookie and reach the Worker signed in,
+// so the page tries the API first and asks for a token only when it answers 401.
 
 const TOKEN_KEY = "bg-admin-token";
 const PAGE_SIZE = 100;
@@ -25,8 +27,8 @@ class ApiError extends Error {
 }
 
 async function api(path, init = {}) {
-	const token = sessionStorage.getItem(TOKEN_KEY) ?? "";
-	const response = await fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
+	const token = sessionStorage.getItem(TOKEN_KEY);
+	const response = await fetch(path, { ...init, headers: { ...init.headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
 	const body = await response.json().catch(() => ({}));
 	if (!response.ok) throw new ApiError(response.status, body.error ?? `HTTP ${response.status}`);
 	return body;
@@ -67,6 +69,14 @@ function dotOf(piece) {
 }
 
 const OUTCOMES = { s: "success", f: "failure", d: "disabled", u: "runtime unavailable", k: "skipped (busy)" };
+const ADMIN_ACTIONS = { enable: "enabled by an admin", disable: "disabled by an admin", "run-now": "run requested", import: "imported" };
+
+/** Who did an admin action, as the history names them (`access:<email>`, `access-service-token:<id>`, `token:<fingerprint>`). */
+function byText(by = "") {
+	const [via, ...rest] = by.split(":");
+	const who = rest.join(":");
+	return { access: who, "access-service-token": `service token ${who}`, token: `admin token ${who}` }[via] ?? by;
+}
 const STATE_ORDER = { failing: 0, pending: 1, disabled: 2, ok: 3 };
 
 function relative(time, now = Date.now()) {
@@ -393,7 +403,9 @@ async function showDetail(piece) {
 					const when = document.createElement("td");
 					when.append(time((e) => setTime(e, run.at)));
 					row.append(when);
-					for (const text of [run.outcome, `${run.durationMs} ms`, run.error ?? ""]) row.append(Object.assign(document.createElement("td"), { textContent: text }));
+					// An admin action sits among the runs: what was done and by whom, no duration.
+					const cells = run.outcome === "admin" ? [ADMIN_ACTIONS[run.action] ?? run.action, "—", `by ${byText(run.by)}`] : [run.outcome, `${run.durationMs} ms`, run.error ?? ""];
+					for (const text of cells) row.append(Object.assign(document.createElement("td"), { textContent: text }));
 					return row;
 				})
 			: [Object.assign(document.createElement("tr"), { innerHTML: '<td colspan="4">No runs recorded yet.</td>' })]),
@@ -402,9 +414,12 @@ async function showDetail(piece) {
 }
 
 function handleError(error) {
-	if (error.status === 401 || error.status === 503) {
+	if (error.status === 401 || error.status === 403 || error.status === 503) {
+		const hadToken = Boolean(sessionStorage.getItem(TOKEN_KEY));
 		if (error.status === 401) sessionStorage.removeItem(TOKEN_KEY);
-		showLogin(error.status === 401 ? "Wrong admin token." : `The admin API is off: ${error.message}`);
+		// 401 with no token sent is simply the first visit: ask for one, with no complaint.
+		const problem = error.status === 401 ? (hadToken ? "Wrong admin token." : "") : error.status === 403 ? error.message : `The admin API is off: ${error.message}`;
+		showLogin(problem);
 		return;
 	}
 	say(error.message ?? String(error), true);
@@ -414,7 +429,7 @@ function handleError(error) {
 
 function showLogin(problem = "") {
 	$("#board").hidden = true;
-	$("#sign-out").hidden = true;
+	$("#sign-out").hidden = !sessionStorage.getItem(TOKEN_KEY);
 	$("#login").hidden = false;
 	$("#login-error").hidden = !problem;
 	$("#login-error").textContent = problem;
@@ -424,8 +439,19 @@ function showLogin(problem = "") {
 function showBoard() {
 	$("#login").hidden = true;
 	$("#board").hidden = false;
-	$("#sign-out").hidden = false;
+	// Signed in with Cloudflare Access, there is no token to forget: Access signs out.
+	$("#sign-out").hidden = !sessionStorage.getItem(TOKEN_KEY);
 	refresh();
+}
+
+/** First the API as the page stands (a stored token, or Cloudflare Access's sign-in); the token form only if it refuses. */
+async function start() {
+	try {
+		await api("api/stats");
+	} catch (error) {
+		if ([401, 403, 503].includes(error.status)) return handleError(error);
+	}
+	showBoard();
 }
 
 $("#login").addEventListener("submit", (event) => {
@@ -474,5 +500,4 @@ $("#pieces tbody").addEventListener("click", async (event) => {
 	if (button.classList.contains("piece")) return showDetail(row.piece);
 });
 
-if (sessionStorage.getItem(TOKEN_KEY)) showBoard();
-else showLogin();
+start();

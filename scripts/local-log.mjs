@@ -47,12 +47,20 @@ function runLine(event) {
 	return `${time()} ${mark} ${`${event.outcome}${failures}`.padEnd(11)} ${shortPiece(event.piece)}  ${detail}${event.error ? `: ${event.error}` : ""}`.trimEnd();
 }
 
+/** An admin change (the audit trail) as one line: the action, the piece, who, and its status before → after. */
+function adminLine(event) {
+	const status = event.changes?.status;
+	const change = status ? ` (${status[0] ?? "—"} → ${status[1] ?? "deleted"})` : "";
+	return `${time()}   ${String(event.action).padEnd(11)} ${shortPiece(event.piece)}  by ${event.by}${change}`;
+}
+
 /** A structured event as one line (the run events have their own form). */
 function eventLine(event) {
 	const { event: name, level, ...rest } = event;
 	if (name === "run") return runLine(event);
 	if (name === "tick") return `${time(event.scheduledTime)}   tick        ${event.dispatched} dispatched of ${event.listed} listed${event.failed ? `, ${event.failed} failed to send` : ""} (${ms(event.ms)})`;
 	if (name === "register") return `${time()}   ${`registered`.padEnd(11)} ${shortPiece(event.piece)}  ${event.integration} (${event.outcome})`;
+	if (name === "admin-change") return adminLine(event);
 	// A dispatch every run of which the runtime took says nothing the run lines will not.
 	if (name === "dispatch" && event.accepted === event.runs) return null;
 	if (name === "reports" && event.recorded === event.reports) return null;

@@ -15,6 +15,7 @@ import { receiveReports } from "./reports";
 
 type Args = [Env, ExecutionContext];
 
+// Admin routes: refused, or let through with who made the request (src/api/auth.ts `adminOf`).
 const admin = (request: IRequest, env: Env) => requireAdmin(request, env);
 const registrant = (request: IRequest, env: Env) => requireRegistrant(request, env);
 const PIECE = `${REGISTRATION_PATH}/:space/:pieceId`;

@@ -1,9 +1,9 @@
 // Secrets and the optional runtime binding: not in wrangler.toml, so `wrangler types` cannot
 // see them. Declared here once for both the global `Env` and `cloudflare:workers`' env.
 interface SchedulerSecrets {
-	/** Bearer token of the admin routes; unset = admin routes refuse everything (503). */
+	/** Bearer tokens of the admin routes, one or several (a rotation) separated by commas or whitespace; unset and no Cloudflare Access = admin routes refuse everything (503). */
 	ADMIN_TOKEN?: string;
-	/** If set, registration needs `Authorization: Bearer` with it (or the admin token). */
+	/** If set, registration needs `Authorization: Bearer` with it (or an admin token). */
 	REGISTRATION_TOKEN?: string;
 	/** Passphrase of the service's Ed25519 identity (default `implicit trust`, insecure). */
 	OPERATOR_PASS?: string;

@@ -1,6 +1,7 @@
 import { cors, type IRequest } from "itty-router";
 import { capacity, maxPieces, registrySize } from "../policy/capacity";
 import { countPieces, getLastTick } from "../registry/store";
+import { adminTokens, matchAdminToken } from "./admin-tokens";
 import { bearerToken, sameSecret } from "./auth";
 import { StatusError } from "./errors";
 
@@ -54,7 +55,7 @@ export function withCors(response: Response, request: IRequest, env: Pick<Env, "
  * Who may register. A request from a browser page carries its Origin: one not in
  * ALLOWED_ORIGINS is refused (403), since a CORS-simple POST would otherwise go through even
  * though the page could not read the answer. With REGISTRATION_TOKEN set, registration also
- * needs `Authorization: Bearer` with it (or with the admin token).
+ * needs `Authorization: Bearer` with it (or with any of the admin tokens).
  */
 export async function requireRegistrant(request: IRequest, env: AccessEnv): Promise<void> {
 	const origins = allowedOrigins(env);
@@ -62,7 +63,7 @@ export async function requireRegistrant(request: IRequest, env: AccessEnv): Prom
 	if (origin && origins !== "*" && !origins.includes(origin)) throw new StatusError(403, `origin ${origin} may not register pieces (ALLOWED_ORIGINS)`);
 	if (!env.REGISTRATION_TOKEN) return;
 	const token = bearerToken(request);
-	const allowed = token && ((await sameSecret(token, env.REGISTRATION_TOKEN)) || (env.ADMIN_TOKEN && (await sameSecret(token, env.ADMIN_TOKEN))));
+	const allowed = token && ((await sameSecret(token, env.REGISTRATION_TOKEN)) || (await matchAdminToken(token, adminTokens(env))) !== null);
 	if (!allowed) throw new StatusError(401, "registration needs a token here (Authorization: Bearer <REGISTRATION_TOKEN>)");
 }
 

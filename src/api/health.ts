@@ -1,5 +1,7 @@
 import { laneProblems } from "../lanes";
+import { adminTokens } from "./admin-tokens";
 import { basePath } from "./base-path";
+import { accessConfig, accessProblems } from "./cloudflare-access";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
@@ -58,7 +60,9 @@ export async function health(request: Request, env: Env) {
 		logError("identity-invalid", error);
 		problems.push("IDENTITY is not a valid PKCS#8 Ed25519 key");
 	}
-	if (!env.ADMIN_TOKEN) problems.push("ADMIN_TOKEN is not set: the admin API is disabled");
+	// Admin is open to an admin token or a Cloudflare Access sign-in; half-configured Access admits no one.
+	problems.push(...accessProblems(env));
+	if (!adminTokens(env).length && accessConfig(env).kind !== "on") problems.push("neither ADMIN_TOKEN nor Cloudflare Access is set: the admin API is disabled");
 	let lastTick: TickSummary | null = null;
 	let seen: RuntimeHealth | null = null;
 	try {

@@ -1,6 +1,8 @@
 import type { IRequest } from "itty-router";
 import * as z from "zod/mini";
 import { logEvent } from "../log";
+import { changedFields } from "../policy/audit";
+import { withAdminAction } from "../policy/history";
 import { type ImportRow, decideImport, importRowSchema } from "../policy/import";
 import type { PieceEntry } from "../registry/entry";
 import { pieceKey } from "../registry/keys";
@@ -8,6 +10,8 @@ import { countPieces, getEntry, isWriteRateLimited, putEntry } from "../registry
 import { firstIssue } from "../schema";
 import { forEachLimit } from "../util/limit";
 import { maxPiecesPerSpace } from "./access";
+import { logAdminChange } from "./audit";
+import { adminLabel, adminOf } from "./auth";
 import { parse, readJson } from "./input";
 
 /**
@@ -57,9 +61,12 @@ const bodySchema = z.object(
  * its reason and the others go in; an entry newer than its row is kept; a row that changes
  * nothing writes nothing. A write KV refuses for its one write per key per second answers that
  * row `retry`. `dryRun` writes nothing and answers the same. An imported enabled piece is due
- * at the next tick: no run is queued here.
+ * at the next tick: no run is queued here. Each row written is an admin change: its audit
+ * event, and the import in the piece's history.
  */
 export async function importRows(request: IRequest, env: Env): Promise<ImportAnswer> {
+	const admin = adminOf(request);
+	const by = adminLabel(admin);
 	const body = parse(bodySchema, await readJson(request, MAX_IMPORT_BODY_BYTES));
 	const dryRun = body.dryRun ?? false;
 	const schema = importRowSchema(Date.now());
@@ -114,7 +121,7 @@ export async function importRows(request: IRequest, env: Env): Promise<ImportAns
 		}
 		if (!dryRun) {
 			try {
-				await putEntry(env, decision.entry);
+				await putEntry(env, withAdminAction(decision.entry, "import", by, Date.now()));
 			} catch (error) {
 				if (!isWriteRateLimited(error)) throw error;
 				// Written within the last second (a registration, a run): the caller resends it.
@@ -122,13 +129,14 @@ export async function importRows(request: IRequest, env: Env): Promise<ImportAns
 				results[index] = { index, ...ref, outcome: "retry", reason: "this piece was written a moment ago; send the row again in a second" };
 				continue;
 			}
+			logAdminChange(admin, "import", ref, changedFields(stored.get(index) ?? null, decision.entry), { outcome: decision.outcome });
 		}
 		results[index] = { index, ...ref, outcome: decision.outcome };
 	}
 
 	const counts: Record<ImportOutcome, number> = { created: 0, updated: 0, unchanged: 0, refused: 0, retry: 0 };
 	for (const result of results) counts[result.outcome]++;
-	logEvent("import", { ...counts, dryRun });
+	logEvent("import", { ...counts, dryRun, by });
 	return { success: true, dryRun, results, counts };
 }
 

@@ -13,10 +13,11 @@ const json = (schema: object, description: string) => ({ description, content: {
 const error = (description: string) => json(ref("Error"), description);
 const ms = { type: "integer", minimum: 0, description: "milliseconds since the epoch; 0 = never / not set" };
 const count = { type: "integer", minimum: 0 };
-const adminOnly = { security: [{ adminToken: [] }] };
+const adminOnly = { security: [{ adminToken: [] }, { cloudflareAccess: [] }] };
 const adminErrors = {
-	"401": error("missing or wrong admin token"),
-	"503": error("ADMIN_TOKEN is not set: the admin API is disabled"),
+	"401": error("missing or wrong admin token, and no valid Cloudflare Access sign-in (expired, not yet valid, for another application or team, not signed by the team's keys)"),
+	"403": error("signed in with Cloudflare Access, but not on ACCESS_ADMINS"),
+	"503": error("neither ADMIN_TOKEN nor Cloudflare Access is set (the admin API is disabled), Access is half-configured, or the Access team's keys could not be fetched"),
 };
 const pieceParams = [
 	{ name: "space", in: "path", required: true, schema: { type: "string", pattern: "^did:key:z[1-9A-HJ-NP-Za-km-z]{40,120}$" }, description: "the space DID" },
@@ -73,7 +74,7 @@ const fullPiece = {
 		lastError: { type: "string" },
 		lastDurationMs: count,
 		unavailableSince: ms,
-		history: { type: "array", items: ref("RunRecord"), description: "recorded runs, oldest first (at most 20)" },
+		history: { type: "array", items: { oneOf: [ref("RunRecord"), ref("AdminRecord")] }, description: "recorded runs and admin actions, oldest first (at most 20)" },
 	},
 };
 
@@ -83,7 +84,7 @@ export const openApiDocument = {
 	info: {
 		title: "Background piece scheduler",
 		version: "1",
-		description: "Registers Common Fabric pieces whose bgUpdater runs server-side every minute, and steers them. Admin operations need `Authorization: Bearer <ADMIN_TOKEN>`.",
+		description: "Registers Common Fabric pieces whose bgUpdater runs server-side every minute, and steers them. Admin operations need `Authorization: Bearer <ADMIN_TOKEN>` (any one of its tokens) or a Cloudflare Access sign-in (`Cf-Access-Jwt-Assertion`) of someone on ACCESS_ADMINS.",
 	},
 	paths: {
 		"/api/health": {
@@ -169,7 +170,7 @@ export const openApiDocument = {
 		"/api/integrations/bg/{space}/{pieceId}/run": {
 			parameters: pieceParams,
 			post: {
-				summary: "Queue a run now, outside the tick",
+				summary: "Queue a run now, outside the tick (delivered a second later, after the request's line in the piece's history)",
 				...adminOnly,
 				responses: {
 					"202": json({ type: "object", required: ["success", "message", "runId"], properties: { success: { const: true }, message: { type: "string" }, runId: { type: "string" } } }, "queued"),
@@ -196,7 +197,10 @@ export const openApiDocument = {
 		},
 	},
 	components: {
-		securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" } },
+		securitySchemes: {
+			adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN: any one of its tokens (several during a rotation)" },
+			cloudflareAccess: { type: "apiKey", in: "header", name: "Cf-Access-Jwt-Assertion", description: "Cloudflare Access adds it to requests it lets through (ACCESS_TEAM_DOMAIN, ACCESS_AUD); its identity must be on ACCESS_ADMINS" },
+		},
 		schemas: {
 			Error: { type: "object", required: ["success", "error"], properties: { success: { const: false }, error: { type: "string" } } },
 			ProtocolError: { type: "object", required: ["error"], properties: { error: { type: "string" } } },
@@ -298,6 +302,16 @@ export const openApiDocument = {
 				type: "object",
 				required: ["at", "outcome", "durationMs"],
 				properties: { at: ms, outcome: { enum: ["success", "failure", "disabled", "unavailable", "skipped"] }, durationMs: count, error: { type: "string" }, skippedFor: { type: "string", description: "a skipped run: the run that was still going" } },
+			},
+			AdminRecord: {
+				type: "object",
+				required: ["at", "outcome", "action", "by"],
+				properties: {
+					at: ms,
+					outcome: { const: "admin" },
+					action: { enum: ["enable", "disable", "run-now", "import"] },
+					by: { type: "string", description: "who: access:<email>, access-service-token:<client id>, or token:<first 8 hex of the token's SHA-256>" },
+				},
 			},
 			PiecePage: {
 				type: "object",

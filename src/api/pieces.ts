@@ -1,11 +1,15 @@
 import { json, type IRequest } from "itty-router";
-import { logError, logEvent } from "../log";
+import { logError } from "../log";
 import { oneOffMessage } from "../messages";
+import { changedFields } from "../policy/audit";
+import { withAdminAction } from "../policy/history";
 import { heartbeatMs, lastRunMaxLagMs } from "../policy/record";
 import { withEnabled } from "../policy/schedule";
 import type { PieceEntry, PieceRef } from "../registry/entry";
-import { KV_LIST_LIMIT, deleteEntry, getEntry, listPieces, putEntry } from "../registry/store";
+import { KV_LIST_LIMIT, deleteEntry, getEntry, isWriteRateLimited, listPieces, putEntry } from "../registry/store";
 import { patchSchema, spaceSchema } from "../schema";
+import { logAdminChange } from "./audit";
+import { adminLabel, adminOf } from "./auth";
 import { StatusError } from "./errors";
 import { parse, pieceParams, readJson } from "./input";
 
@@ -54,34 +58,66 @@ export async function listPiecesRoute(request: IRequest, env: Env) {
 	};
 }
 
-/** `PATCH /api/integrations/bg/:space/:pieceId` with `{"enabled": true|false}`. */
+/**
+ * `PATCH /api/integrations/bg/:space/:pieceId` with `{"enabled": true|false}`. A change is
+ * written with the action in the piece's history; asking for the state it is already in
+ * writes nothing, and its audit event says so with no `changes`.
+ */
 export async function patchPiece(request: IRequest, env: Env) {
+	const admin = adminOf(request);
 	const ref = pieceParams(request.params);
 	const { enabled } = parse(patchSchema, await readJson(request));
 	const entry = await load(env, ref);
-	const next = withEnabled(entry, enabled, Date.now());
+	const now = Date.now();
+	const changed = withEnabled(entry, enabled, now);
+	const action = enabled ? "enable" : "disable";
+	const next = changed === entry ? entry : withAdminAction(changed, action, adminLabel(admin), now);
 	if (next !== entry) await putEntry(env, next);
-	logEvent(enabled ? "enable" : "disable", { piece: label(ref), by: "admin" });
+	logAdminChange(admin, action, ref, changedFields(entry, changed));
 	return { success: true, message: `Piece ${label(ref)} ${enabled ? "enabled" : "disabled"}`, piece: view(next, env) };
 }
 
-/** `DELETE /api/integrations/bg/:space/:pieceId`: forget the piece; queued runs for it are dropped. */
+/**
+ * `DELETE /api/integrations/bg/:space/:pieceId`: forget the piece; queued runs for it are
+ * dropped. Its history goes with it: the audit event, with every field it had, is the record.
+ */
 export async function deletePiece(request: IRequest, env: Env) {
+	const admin = adminOf(request);
 	const ref = pieceParams(request.params);
-	await load(env, ref);
+	const entry = await load(env, ref);
 	await deleteEntry(env, ref);
-	logEvent("delete", { piece: label(ref), by: "admin" });
+	logAdminChange(admin, "delete", ref, changedFields(entry, null));
 	return { success: true, message: `Piece ${label(ref)} deleted` };
 }
 
-/** `POST /api/integrations/bg/:space/:pieceId/run`: queue a run now, outside the tick. */
+/**
+ * KV takes one write per second per key: a run-now's history line is written just before its
+ * run is queued, and the run is delivered this much later, so the run's own write never comes
+ * within the same second.
+ */
+const RUN_NOW_DELAY_SECONDS = 1;
+
+/**
+ * `POST /api/integrations/bg/:space/:pieceId/run`: queue a run now, outside the tick. The
+ * request goes into the piece's history first (its one write, best effort: a piece written a
+ * moment ago keeps its history as it is, and the audit event still records the request).
+ */
 export async function runPieceNow(request: IRequest, env: Env) {
+	const admin = adminOf(request);
 	const ref = pieceParams(request.params);
 	const entry = await load(env, ref);
 	if (entry.disabledAt !== 0) throw new StatusError(409, "piece is disabled; enable it first");
-	const message = oneOffMessage("manual", entry, Date.now());
-	await env.RUNS.send(message, { contentType: "json" });
-	logEvent("run-requested", { piece: label(ref), runId: message.runId, by: "admin" });
+	const now = Date.now();
+	const message = oneOffMessage("manual", entry, now);
+	let recorded = true;
+	try {
+		await putEntry(env, withAdminAction(entry, "run-now", adminLabel(admin), now));
+	} catch (error) {
+		if (!isWriteRateLimited(error)) throw error;
+		recorded = false;
+	}
+	await env.RUNS.send(message, { contentType: "json", delaySeconds: RUN_NOW_DELAY_SECONDS });
+	logAdminChange(admin, "run-now", ref, {}, { runId: message.runId, ...(recorded ? {} : { history: "not recorded: the piece was written a moment ago" }) });
 	return json({ success: true, message: `Run of ${label(ref)} queued`, runId: message.runId }, { status: 202 });
 }
 

@@ -79,7 +79,8 @@ export function record(message: RunMessage, answer: Answer, run: Finished, curre
 		// and shows in the history, once per run still going (a run of ten minutes is not ten
 		// writes). The piece stays due.
 		const error = `skipped: run ${answer.runningRunId} is still going (since ${timeText(answer.since, run.now)})`;
-		const noted = current.history?.at(-1)?.skippedFor === answer.runningRunId;
+		const last = current.history?.at(-1);
+		const noted = last?.outcome === "skipped" && last.skippedFor === answer.runningRunId;
 		return done("skipped", error, noted ? null : withRun(current, "skipped", run.now, 0, error, answer.runningRunId), false);
 	}
 	const outcome: RunOutcome = answer;

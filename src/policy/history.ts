@@ -1,8 +1,8 @@
-import type { PieceEntry, RunRecord } from "../registry/entry";
+import type { AdminAction, AdminRecord, PieceEntry, RunRecord } from "../registry/entry";
 import { clipText } from "../util/text";
 import type { RunEvent } from "./schedule";
 
-/** How many recorded runs an entry keeps (a few KB at most; KV values may be 25 MB). */
+/** How many records (runs and admin actions) an entry keeps (a few KB at most; KV values may be 25 MB). */
 export const RUN_HISTORY_LENGTH = 20;
 
 /** Longest error text kept in a run record. */
@@ -17,5 +17,15 @@ export function withRun(entry: PieceEntry, event: RunEvent, at: number, duration
 	const record: RunRecord = { at, outcome: event, durationMs };
 	if (event !== "success" && error) record.error = clipText(error, RECORD_ERROR_LENGTH);
 	if (skippedFor) record.skippedFor = clipText(skippedFor, RECORD_ERROR_LENGTH);
+	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
+}
+
+/**
+ * The entry with an admin action recorded in its history, beside the runs, so the piece's own
+ * page says who last disabled, enabled, ran or imported it. Called for entries about to be
+ * written anyway (enable, disable, import), and by run-now, whose one write it is.
+ */
+export function withAdminAction(entry: PieceEntry, action: AdminAction, by: string, at: number): PieceEntry {
+	const record: AdminRecord = { at, outcome: "admin", action, by };
 	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
 }

@@ -1,4 +1,4 @@
-import type { DisabledBy, PieceSummary, RunRecord } from "../registry/entry";
+import type { DisabledBy, HistoryRecord, PieceSummary, RunRecord } from "../registry/entry";
 
 /**
  * A piece's state, one of four that never overlap, so counts and filters agree: `ok` (the
@@ -33,7 +33,8 @@ const OUTCOME_CODES: Record<RunRecord["outcome"], string> = { success: "s", fail
 /** How many recorded runs the strip shows. */
 export const RECENT_RUNS = 12;
 
-/** The last recorded outcomes, oldest first, as letters (`ssfu…`): 12 bytes of metadata at most. */
-export function recentRuns(history: readonly RunRecord[] | undefined): string {
-	return (history ?? []).slice(-RECENT_RUNS).map((run) => OUTCOME_CODES[run.outcome]).join("");
+/** The last recorded outcomes, oldest first, as letters (`ssfu…`): 12 bytes of metadata at most. Admin actions are not runs: the strip leaves them out. */
+export function recentRuns(history: readonly HistoryRecord[] | undefined): string {
+	const runs = (history ?? []).filter((record): record is RunRecord => record.outcome !== "admin");
+	return runs.slice(-RECENT_RUNS).map((run) => OUTCOME_CODES[run.outcome]).join("");
 }

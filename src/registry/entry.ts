@@ -43,8 +43,8 @@ export interface PieceEntry extends PieceRef {
 	lastFailureAt?: number;
 	/** When its last successful run finished; 0 if never. (Absent from entries written before it existed.) */
 	lastSuccessAt?: number;
-	/** The recorded runs, oldest first, at most RUN_HISTORY_LENGTH (src/policy/history.ts). */
-	history?: RunRecord[];
+	/** The recorded runs and admin actions, oldest first, at most RUN_HISTORY_LENGTH (src/policy/history.ts). */
+	history?: HistoryRecord[];
 }
 
 /** Who disabled a piece: an operator, its failures, or the runtime finding no such piece. */
@@ -64,6 +64,26 @@ export interface RunRecord {
 	/** For a skipped run: the run that was still going (a skip is recorded once per such run). */
 	skippedFor?: string;
 }
+
+/** What an admin did to a piece (a delete leaves no entry: its log event is the record). */
+export type AdminAction = "enable" | "disable" | "run-now" | "import";
+
+/**
+ * One admin action, in the history beside the runs: who (src/api/auth.ts `adminLabel`: an
+ * Access identity or a token's fingerprint, never the token) did what. The fields before and
+ * after are in its `admin-change` log event.
+ */
+export interface AdminRecord {
+	/** When it was done, ms. */
+	at: number;
+	outcome: "admin";
+	action: AdminAction;
+	/** Who: `access:<email>`, `access-service-token:<client id>` or `token:<fingerprint>`. */
+	by: string;
+}
+
+/** One line of a piece's history: a recorded run or an admin action. */
+export type HistoryRecord = RunRecord | AdminRecord;
 
 /**
  * The part of an entry stored as KV list metadata, so a tick and the admin list read no

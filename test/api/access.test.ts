@@ -110,7 +110,7 @@ describe("admin routes without a configured ADMIN_TOKEN", () => {
 		for (const authorization of [undefined, "Bearer ", "Bearer undefined", "Bearer test-admin-token"]) {
 			const response = await withSettings({ ADMIN_TOKEN: undefined }, path, { method, headers: authorization ? { authorization } : {}, body: method === "PATCH" ? '{"enabled":false}' : undefined });
 			expect(response.status).toBe(503);
-			expect(await response.json()).toEqual({ success: false, error: "admin API disabled: set the ADMIN_TOKEN secret" });
+			expect(await response.json()).toEqual({ success: false, error: "admin API disabled: set the ADMIN_TOKEN secret, or Cloudflare Access (ACCESS_TEAM_DOMAIN, ACCESS_AUD, ACCESS_ADMINS)" });
 		}
 	});
 });

@@ -2,6 +2,8 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { EXTRA_FIELDS, UPSTREAM_FIELDS, exportRegistry, importRegistry, type Transport } from "../../cli/transfer";
+import { tokenFingerprint } from "../../src/api/admin-tokens";
+import type { Admin } from "../../src/api/auth";
 import { type ImportAnswer, importRows } from "../../src/api/import";
 import { openApiDocument } from "../../src/api/openapi";
 import type { PieceEntry } from "../../src/registry/entry";
@@ -47,10 +49,11 @@ async function stored(ref: { space: string; pieceId: string }) {
 	return { value, metadata, entry: value === null ? null : (JSON.parse(value) as PieceEntry) };
 }
 
-/** The handler called directly, with the bindings a test chooses (as the router would call it). */
+/** The handler called directly, with the bindings a test chooses (as the router would call it, after requireAdmin). */
 function direct(body: unknown, bindings: Partial<Env> = {}): Promise<ImportAnswer> {
 	const request = new Request(`https://scheduler.test${IMPORT}`, { method: "POST", body: JSON.stringify(body) });
-	return importRows(Object.assign(request, { route: IMPORT, params: {}, query: {} }), { ...env, ...bindings });
+	const admin: Admin = { via: "token", fingerprint: "0123abcd" };
+	return importRows(Object.assign(request, { route: IMPORT, params: {}, query: {}, admin }), { ...env, ...bindings });
 }
 
 /** The registry with its puts counted (and, if asked, refused for rate as KV refuses a hot key). */
@@ -241,7 +244,8 @@ describe("POST /api/admin/import", () => {
 			lastRunId: "run-1",
 			lastError: "Error: x",
 			lastDurationMs: 12,
-			history,
+			// Its runs, and the import beside them, by the test's admin token.
+			history: [...history, { at: expect.any(Number), outcome: "admin", action: "import", by: `token:${await tokenFingerprint(env.ADMIN_TOKEN!)}` }],
 		});
 	});
 

@@ -93,7 +93,10 @@ afterAll(async () => {
 describe("the dashboard, in Chromium against npm start", () => {
 	it("asks for the token, says when it is wrong, and keeps it for the tab only", async () => {
 		const { page, errors, context } = await openDashboard();
-		await expect(page.isVisible("#login")).resolves.toBe(true);
+		// The page tries the API first (behind Cloudflare Access it needs no token): its 401 brings the form, with no complaint.
+		await page.waitForSelector("#login:not([hidden])");
+		expect(await page.isVisible("#login-error")).toBe(false);
+		expect(await page.isVisible("#sign-out")).toBe(false);
 		await page.screenshot({ path: `${SCREENSHOTS}/login.png` });
 		await page.fill("#token", "not-the-token");
 		await page.click("#login button[type=submit]");
@@ -237,6 +240,12 @@ describe("the dashboard, in Chromium against npm start", () => {
 		await page.screenshot({ path: `${SCREENSHOTS}/detail.png` });
 		await page.click("#detail button[type=submit]");
 		expect(await page.isVisible("#detail")).toBe(false);
+		// An admin's action sits among the runs: the piece disabled at the start, by the admin token.
+		await row(page, "off").locator(".piece").click();
+		await page.waitForSelector("#detail[open]");
+		const action = page.locator('#history tbody tr[data-outcome="admin"]').first();
+		expect(await action.textContent()).toMatch(/disabled by an admin—by admin token [0-9a-f]{8}$/);
+		await page.click("#detail button[type=submit]");
 		await context.close();
 	});
 

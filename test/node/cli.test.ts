@@ -13,7 +13,7 @@ const exec = promisify(execFile);
 /** Runs `npm run cli -- …` as a user would (through scripts/cli.mjs), never throwing. */
 async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
 	try {
-		const { stdout, stderr } = await exec(process.execPath, ["scripts/cli.mjs", ...args], { env: { ...process.env, ADMIN_TOKEN: "", REGISTRATION_TOKEN: "", BG_URL: "", PORT: "", OPERATOR_PASS: "", IDENTITY: "", ...env } });
+		const { stdout, stderr } = await exec(process.execPath, ["scripts/cli.mjs", ...args], { env: { ...process.env, ADMIN_TOKEN: "", REGISTRATION_TOKEN: "", BG_URL: "", PORT: "", OPERATOR_PASS: "", IDENTITY: "", CF_ACCESS_CLIENT_ID: "", CF_ACCESS_CLIENT_SECRET: "", ...env } });
 		return { code: 0, stdout, stderr };
 	} catch (error) {
 		const failed = error as { code: number; stdout: string; stderr: string };
@@ -74,7 +74,7 @@ describe("space-did: the DID of a space name, as Common Fabric derives it", () =
 
 describe("Worker commands", () => {
 	/** A FAKE scheduler Worker: records each request and answers with `reply` (the real routes are tested in workerd). */
-	const seen: { method: string; url: string; authorization?: string; body: string }[] = [];
+	const seen: { method: string; url: string; authorization?: string; accessClient?: string; accessSecret?: string; body: string }[] = [];
 	let reply: (request: IncomingMessage) => { status: number; body: unknown } = () => ({ status: 200, body: { success: true } });
 	let server: Server;
 	let url: string;
@@ -83,7 +83,8 @@ describe("Worker commands", () => {
 		server = createServer(async (request, response) => {
 			let body = "";
 			for await (const chunk of request) body += chunk;
-			seen.push({ method: request.method!, url: request.url!, authorization: request.headers.authorization, body });
+			const access = { accessClient: request.headers["cf-access-client-id"] as string | undefined, accessSecret: request.headers["cf-access-client-secret"] as string | undefined };
+			seen.push({ method: request.method!, url: request.url!, authorization: request.headers.authorization, ...access, body });
 			const { status, body: answer } = reply(request);
 			response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(answer));
 		});
@@ -116,6 +117,20 @@ describe("Worker commands", () => {
 		expect(last()).toMatchObject({ method, url: path });
 		if (args[0] !== "status") expect(last().authorization).toBe("Bearer tok");
 		if (body) expect(JSON.parse(last().body)).toEqual(body);
+	});
+
+	it("signs in with a Cloudflare Access service token when one is set, and then needs no ADMIN_TOKEN", async () => {
+		const serviceToken = { CF_ACCESS_CLIENT_ID: "2f8e1c3b.access", CF_ACCESS_CLIENT_SECRET: "s3cret" };
+		const result = await cli(["disable", SPACE, PIECE, "--url", url], serviceToken);
+		expect(result.code).toBe(0);
+		expect(last()).toMatchObject({ method: "PATCH", accessClient: "2f8e1c3b.access", accessSecret: "s3cret", authorization: undefined });
+		// With both, both go: Access checks its headers, the Worker the token.
+		await cli(["list", "--url", url], { ...serviceToken, ADMIN_TOKEN: "tok" });
+		expect(last()).toMatchObject({ accessClient: "2f8e1c3b.access", authorization: "Bearer tok" });
+		// Half a service token is none.
+		const half = await cli(["disable", SPACE, PIECE, "--url", url], { CF_ACCESS_CLIENT_ID: "2f8e1c3b.access" });
+		expect(half.code).toBe(2);
+		expect(half.stderr).toContain("CF_ACCESS_CLIENT_SECRET");
 	});
 
 	it("list --all follows the cursor to the end", async () => {
@@ -174,6 +189,13 @@ describe("Worker commands", () => {
 		const wrongToken = await cli(["doctor", "--url", url], { ADMIN_TOKEN: "nope" });
 		expect(wrongToken.code).toBe(1);
 		expect(wrongToken.stdout).toContain("✗ the admin token is refused (HTTP 401)\n    → ADMIN_TOKEN here must be the Worker's secret of that name");
+		// An Access service token instead of the admin token: what Access lets through is the Worker's to judge.
+		reply = (request) => (request.url === "/api/health" ? { status: 200, body: healthy } : request.headers["cf-access-client-secret"] === "s3cret" ? { status: 200, body: { success: true } } : { status: 403, body: { error: "not an admin" } });
+		const viaAccess = await cli(["doctor", "--url", url], { CF_ACCESS_CLIENT_ID: "2f8e1c3b.access", CF_ACCESS_CLIENT_SECRET: "s3cret" });
+		expect(viaAccess.code).toBe(0);
+		expect(viaAccess.stdout).toContain("✓ the Access service token is accepted as an admin");
+		const refusedAccess = await cli(["doctor", "--url", url], { CF_ACCESS_CLIENT_ID: "2f8e1c3b.access", CF_ACCESS_CLIENT_SECRET: "other" });
+		expect(refusedAccess.stdout).toContain("✗ the Access service token is refused (HTTP 403)");
 		const stale = { ...healthy, status: "degraded", problems: ["no tick since …"], lastTick: { ...healthy.lastTick, scheduledTime: Date.now() - 10 * 60_000 }, runtime: { ...healthy.runtime, state: "unavailable", since: Date.now(), reason: "runtime unreachable" } };
 		reply = (request) => (request.url === "/api/health" ? { status: 200, body: stale } : { status: 200, body: {} });
 		const bad = await cli(["doctor", "--url", url], { ADMIN_TOKEN: "tok" });

@@ -51,6 +51,15 @@ describe("npm start's output", () => {
 		expect(failure.length).toBeLessThan(100);
 	});
 
+	it("prints an admin change (the audit trail) as who did what, and the status before → after", () => {
+		const disabled = formatLine(JSON.stringify({ event: "admin-change", action: "disable", by: "access:alice@example.com", piece, changes: { status: ["Success", "Disabled via UI"], disabledAt: [0, 1] } }));
+		expect(disabled).toMatch(/^\d\d:\d\d:\d\d   disable     z6Mkm5Ej…cqp5a\/fid1:EpHU…KRYfm  by access:alice@example.com \(Success → Disabled via UI\)$/u);
+		const deleted = formatLine(JSON.stringify({ event: "admin-change", action: "delete", by: "token:0123abcd", piece, changes: { status: ["Success", null] } }));
+		expect(deleted).toMatch(/delete +\S+  by token:0123abcd \(Success → deleted\)$/u);
+		const ran = formatLine(JSON.stringify({ event: "admin-change", action: "run-now", by: "token:0123abcd", piece, changes: {}, runId: "manual:1:x" }));
+		expect(ran).toMatch(/run-now +\S+  by token:0123abcd$/u);
+	});
+
 	it("shortens ids, keeps other events on one line, and passes anything else through", () => {
 		expect(shortId("did:key:z6Mkm5EjoZz51YUD7PyVpBwaFtLBKabNCPGkpMy8X5wcqp5a")).toBe("z6Mkm5Ej…cqp5a");
 		expect(formatLine(JSON.stringify({ event: "run-crashed", level: "error", error: "TypeError: x", piece }), "[x] ")).toMatch(/^\[x\] \d\d:\d\d:\d\d ! run-crashed +error=TypeError: x piece=z6Mkm5Ej…cqp5a\//u);

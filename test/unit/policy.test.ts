@@ -591,7 +591,7 @@ describe("run history", () => {
 		expect(entry.history).toHaveLength(RUN_HISTORY_LENGTH);
 		expect(entry.history?.[0]?.at).toBe(5);
 		expect(entry.history?.at(-1)).toMatchObject({ at: 24, outcome: "failure" });
-		expect(Array.from(entry.history!.at(-1)!.error!)).toHaveLength(200);
+		expect(Array.from((entry.history!.at(-1) as RunRecord).error!)).toHaveLength(200);
 		expect(entry.history?.at(-2)).not.toHaveProperty("error");
 	});
 
