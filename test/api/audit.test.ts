@@ -70,7 +70,7 @@ describe.each(actors)("the audit trail, as $name", (actor) => {
 				action: "disable",
 				by: await actor.by(),
 				piece: `${piece.space}/${piece.pieceId}`,
-				changes: { status: ["Success", "Disabled via UI"], disabledAt: [0, stored.disabledAt], updatedAt: [piece.updatedAt, stored.updatedAt] },
+				changes: { status: ["Success", "Disabled via UI"], disabledAt: [0, stored.disabledAt], disabledBy: [null, "operator"], updatedAt: [piece.updatedAt, stored.updatedAt] },
 			},
 		]);
 		expect(stored.history?.at(-1)).toEqual({ at: stored.updatedAt, outcome: "admin", action: "disable", by: await actor.by() });

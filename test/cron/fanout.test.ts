@@ -186,7 +186,7 @@ describe("load spreading", () => {
 			const queue = recordingQueue({ onSend: () => now });
 			const summary = await fanOutTick({ REGISTRY: slowList, RUNS: queue as unknown as Queue, SPREAD_SECONDS: "30" }, tickTime, { ...PLATFORM_LIMITS, maxMessagesPerSecond: rate }, clock);
 			expect(summary.dispatched).toBe(400);
-			return new Map(queue.sent.map((m, i) => [`${m.space}/${m.pieceId}`, { dueAt: m.dueAt!, arrives: queue.sentAt[i]! + queue.delays[i]! * 1000 }]));
+			return new Map(queue.sent.map((m, i) => [`${m.space}/${m.pieceId}`, { dueAt: m.dueAt!, delay: queue.delays[i]!, arrives: queue.sentAt[i]! + queue.delays[i]! * 1000 }]));
 		};
 		// The first tick's cron fires on time over a quick registry; the second's fires 1.5 s late, over one that takes 300 ms a page.
 		const first = await tickOnce(T0, 0, 0);
@@ -200,13 +200,16 @@ describe("load spreading", () => {
 			// Each arrives within half a second of its aim (delays are whole seconds), unless it was sent after it.
 			for (const run of [a, b]) {
 				if (run.arrives - run.dueAt > 500) {
+					// Sent after its aim: it goes at once.
 					behind++;
+					expect(run.delay).toBe(0);
 					expect(run.arrives - run.dueAt).toBeLessThanOrEqual(1_500 + 16 * 300 + 1_000);
 				} else expect(Math.abs(run.arrives - run.dueAt)).toBeLessThanOrEqual(500);
 			}
 		}
-		// Only a few pieces (an early phase on a late page) were sent after their aim.
-		expect(behind).toBeLessThan(40);
+		// Only some pieces (an early phase on a late page: the second tick falls up to 6 s
+		// behind its 4 s plan, against phases of 0–29 s) were sent after their aim.
+		expect(behind).toBeLessThan(100);
 		// A cron 30 s late plans from when it began: the runs keep their spread instead of going at once.
 		const late = [...(await tickOnce(T0 + 2 * PERIOD_MS, 30_000, 0)).values()];
 		expect(late.filter((run) => run.arrives - run.dueAt > 500).length).toBeLessThan(40);
