@@ -366,7 +366,7 @@ export const openApiDocument = {
 						properties: {
 							total: count,
 							enabled: count,
-							disabled: { ...count, description: "every disabled piece: by an operator, or by its third failure in a row" },
+							disabled: { ...count, description: "every disabled piece: by an operator, by its third failure in a row, or by the runtime finding no such piece" },
 							disabledByFailures: { ...count, description: "of those, the pieces their failures disabled (the third in a row, or one not-found run)" },
 							failing: { ...count, description: "enabled pieces with consecutive failures (they run again); the four states never overlap" },
 							byState: { type: "object", required: ["ok", "pending", "failing", "disabled"], properties: { ok: count, pending: count, failing: count, disabled: count } },

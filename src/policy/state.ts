@@ -4,7 +4,8 @@ import type { DisabledBy, HistoryRecord, PieceSummary, RunRecord } from "../regi
  * A piece's state, one of four that never overlap, so counts and filters agree: `ok` (the
  * last run succeeded), `pending` (new, re-initialising, or the runtime unavailable),
  * `failing` (enabled, with consecutive failures: it will run again) and `disabled` (it will not
- * run until enabled: by an operator, or by its third failure in a row; `disabledBy` says which).
+ * run until enabled: by an operator, by its third failure in a row, or by the runtime finding no
+ * such piece; `disabledBy` says which).
  * public/app.js applies the same rule in the browser, and colours a piece disabled by its
  * failures red, as the replaced admin did.
  */
