@@ -60,7 +60,13 @@ const systemLog = join(out, "system.log");
 log(`starting the local system (scripts/start.mjs; its output in ${systemLog})…`);
 const system = await startSystem(root, { TICK_SECONDS: "60", ADMIN_TOKEN }, systemLog);
 const { base } = system;
-process.once("SIGINT", () => system.stop().then(() => process.exit(130)));
+// Stopped with the system on the signals a user or supervisor sends, and when its parent goes:
+// a SIGTERM to `npm run load` reaches npm alone and would leave this script, and the system it
+// started, running out its phases.
+const stopAndExit = (code) => system.stop().then(() => process.exit(code));
+for (const [name, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]]) process.once(name, () => stopAndExit(code));
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && stopAndExit(1), 500).unref();
 const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** Keys (`space/pieceId`) that must be in the registry: seeded, or registered and answered 200. */
