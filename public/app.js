@@ -269,15 +269,18 @@ function say(text, isError = false) {
 
 // ---------------------------------------------------------------- actions
 
-/** Reloads every piece and the stats. `quiet`: the periodic refresh, which says nothing unless it fails. */
-async function refresh(quiet = false) {
+/**
+ * Reloads every piece and the stats. `quiet`: the periodic refresh, which says nothing unless it
+ * fails; `stats`: stats just fetched (the first load's), so the registry is not counted twice.
+ */
+async function refresh(quiet = false, stats = null) {
 	if (state.loading) return;
 	state.loading = true;
 	if (!quiet) say("Loading…");
 	try {
-		const [pieces, stats] = await Promise.all([loadAllPieces((n) => quiet || say(`Loading… ${n.toLocaleString("en")} pieces`)), api("api/stats")]);
+		const [pieces, latest] = await Promise.all([loadAllPieces((n) => quiet || say(`Loading… ${n.toLocaleString("en")} pieces`)), stats ?? api("api/stats")]);
 		state.pieces = pieces;
-		state.stats = stats;
+		state.stats = latest;
 		keepingFocus(render);
 		state.updatedAt = Date.now();
 		showUpdated();
@@ -436,22 +439,24 @@ function showLogin(problem = "") {
 	$("#token").focus();
 }
 
-function showBoard() {
+/** Shows the board and loads it; `stats`: the stats the first request just fetched, if any. */
+function showBoard(stats = null) {
 	$("#login").hidden = true;
 	$("#board").hidden = false;
 	// Signed in with Cloudflare Access, there is no token to forget: Access signs out.
 	$("#sign-out").hidden = !sessionStorage.getItem(TOKEN_KEY);
-	refresh();
+	refresh(false, stats);
 }
 
 /** First the API as the page stands (a stored token, or Cloudflare Access's sign-in); the token form only if it refuses. */
 async function start() {
+	let stats = null;
 	try {
-		await api("api/stats");
+		stats = await api("api/stats");
 	} catch (error) {
 		if ([401, 403, 503].includes(error.status)) return handleError(error);
 	}
-	showBoard();
+	showBoard(stats);
 }
 
 $("#login").addEventListener("submit", (event) => {
