@@ -1,8 +1,8 @@
 import { cors, type IRequest } from "itty-router";
-import { capacity, maxPieces, registrySize } from "../policy/capacity";
+import { registryCapacity } from "../policy/capacity";
 import { countPieces, getLastTick } from "../registry/store";
 import { adminTokens, matchAdminToken } from "./admin-tokens";
-import { bearerToken, sameSecret } from "./auth";
+import { bearerToken } from "./auth";
 import { StatusError } from "./errors";
 
 /** The bindings that steer who may call the API. */
@@ -63,7 +63,8 @@ export async function requireRegistrant(request: IRequest, env: AccessEnv): Prom
 	if (origin && origins !== "*" && !origins.includes(origin)) throw new StatusError(403, `origin ${origin} may not register pieces (ALLOWED_ORIGINS)`);
 	if (!env.REGISTRATION_TOKEN) return;
 	const token = bearerToken(request);
-	const allowed = token && ((await sameSecret(token, env.REGISTRATION_TOKEN)) || (await matchAdminToken(token, adminTokens(env))) !== null);
+	// One constant-time comparison against every accepted token (src/api/admin-tokens.ts).
+	const allowed = token && (await matchAdminToken(token, [env.REGISTRATION_TOKEN, ...adminTokens(env)])) !== null;
 	if (!allowed) throw new StatusError(401, "registration needs a token here (Authorization: Bearer <REGISTRATION_TOKEN>)");
 }
 
@@ -91,7 +92,7 @@ export async function requireRoomInSpace(env: AccessEnv, space: string): Promise
  * comes here: re-registering it adds nothing.
  */
 export async function requireRoomInRegistry(env: AccessEnv): Promise<void> {
-	const room = capacity(registrySize(await getLastTick(env)), maxPieces(env.MAX_PIECES));
+	const room = registryCapacity(await getLastTick(env), env.MAX_PIECES);
 	if (room.state === "full") {
 		throw new StatusError(507, `the registry is full: it holds ${room.pieces} pieces, the most it takes (MAX_PIECES = ${room.max}); known pieces still re-register`);
 	}

@@ -1,3 +1,5 @@
+import { listSetting } from "../util/text";
+
 const encoder = new TextEncoder();
 
 /**
@@ -9,7 +11,7 @@ const encoder = new TextEncoder();
  * made with `openssl rand -hex 32` no comma, so neither can split a token.
  */
 export function adminTokens(env: Pick<Env, "ADMIN_TOKEN">): string[] {
-	return (env.ADMIN_TOKEN ?? "").split(/[\s,]+/).filter(Boolean);
+	return listSetting(env.ADMIN_TOKEN);
 }
 
 /**

@@ -3,8 +3,6 @@ import { adminTokens, matchAdminToken } from "./admin-tokens";
 import { ACCESS_HEADER, accessAdmin, accessConfig, type CloudflareAccessEnv } from "./cloudflare-access";
 import { StatusError } from "./errors";
 
-const encoder = new TextEncoder();
-
 /**
  * Who an admin request comes from: a person or a service token Cloudflare Access vouched for,
  * or a holder of one of the admin tokens, known by its fingerprint (never the token).
@@ -75,14 +73,4 @@ export function adminLabel(admin: Admin): string {
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
 export function bearerToken(request: Request): string | undefined {
 	return /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
-}
-
-/** Whether two secrets are equal, compared in constant time over their SHA-256 digests. */
-export async function sameSecret(given: string, expected: string): Promise<boolean> {
-	const [a, b] = await Promise.all([digest(given), digest(expected)]);
-	return crypto.subtle.timingSafeEqual(a, b);
-}
-
-async function digest(text: string): Promise<ArrayBuffer> {
-	return crypto.subtle.digest("SHA-256", encoder.encode(text));
 }

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet } from "jose";
 import { logError } from "../log";
 import { type AccessAdmins, type AccessIdentity, allowsNoOne, isAccessAdmin, parseAccessAdmins } from "../policy/access-admins";
+import { listSetting } from "../util/text";
 import { StatusError } from "./errors";
 
 /*
@@ -43,7 +44,7 @@ const TEAM_DOMAIN = /^(?:https:\/\/)?([a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.cloudflar
 /** Reads the three settings. Any one set without the others is a problem, never an open door. */
 export function accessConfig(env: CloudflareAccessEnv): AccessConfig {
 	const team = env.ACCESS_TEAM_DOMAIN?.trim() ?? "";
-	const audiences = (env.ACCESS_AUD ?? "").split(/[\s,]+/).filter(Boolean);
+	const audiences = listSetting(env.ACCESS_AUD);
 	const admins = parseAccessAdmins(env.ACCESS_ADMINS);
 	if (!team && !audiences.length && allowsNoOne(admins)) return { kind: "off" };
 	if (!team) return problem("ACCESS_TEAM_DOMAIN is not set (the team domain, <team>.cloudflareaccess.com)");
@@ -57,12 +58,6 @@ export function accessConfig(env: CloudflareAccessEnv): AccessConfig {
 
 function problem(text: string): AccessConfig {
 	return { kind: "problem", problem: `Cloudflare Access is half-configured: ${text}; Access sign-ins are refused meanwhile` };
-}
-
-/** What health says of the Access settings (nothing when Access is off or on). */
-export function accessProblems(env: CloudflareAccessEnv): string[] {
-	const config = accessConfig(env);
-	return config.kind === "problem" ? [config.problem] : [];
 }
 
 /**

@@ -1,11 +1,11 @@
 import { laneProblems } from "../lanes";
 import { adminTokens } from "./admin-tokens";
 import { basePath } from "./base-path";
-import { accessConfig, accessProblems } from "./cloudflare-access";
+import { accessConfig } from "./cloudflare-access";
 import { DEFAULT_OPERATOR_PASS, publicKeyFromDid } from "../identity/ed25519";
 import { serviceIdentity } from "../identity/service";
 import { logError } from "../log";
-import { capacity, maxPieces, registrySize } from "../policy/capacity";
+import { registryCapacity } from "../policy/capacity";
 import { PERIOD_MS } from "../policy/schedule";
 import type { RuntimeHealth } from "../policy/runtime-health";
 import { getLastTick, getRuntimeHealth, type TickSummary } from "../registry/store";
@@ -61,8 +61,9 @@ export async function health(request: Request, env: Env) {
 		problems.push("IDENTITY is not a valid PKCS#8 Ed25519 key");
 	}
 	// Admin is open to an admin token or a Cloudflare Access sign-in; half-configured Access admits no one.
-	problems.push(...accessProblems(env));
-	if (!adminTokens(env).length && accessConfig(env).kind !== "on") problems.push("neither ADMIN_TOKEN nor Cloudflare Access is set: the admin API is disabled");
+	const access = accessConfig(env);
+	if (access.kind === "problem") problems.push(access.problem);
+	if (!adminTokens(env).length && access.kind !== "on") problems.push("neither ADMIN_TOKEN nor Cloudflare Access is set: the admin API is disabled");
 	let lastTick: TickSummary | null = null;
 	let seen: RuntimeHealth | null = null;
 	try {
@@ -77,7 +78,7 @@ export async function health(request: Request, env: Env) {
 	}
 	// The cap (MAX_PIECES), against the last tick's count: warned of from 90 %, so an operator
 	// raises it or clears junk before new pieces are refused (507).
-	const registry = capacity(registrySize(lastTick), maxPieces(env.MAX_PIECES));
+	const registry = registryCapacity(lastTick, env.MAX_PIECES);
 	if (registry.state === "full") problems.push(`the registry is full: ${registry.pieces} pieces of MAX_PIECES ${registry.max}; new pieces are refused (507) until pieces are deleted or MAX_PIECES is raised`);
 	if (registry.state === "near") problems.push(`the registry nears its cap: ${registry.pieces} pieces of MAX_PIECES ${registry.max} (${Math.floor((100 * registry.pieces) / registry.max)} %); new pieces are refused from ${registry.max} on`);
 	if (seen?.state === "unavailable") {

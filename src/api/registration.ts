@@ -1,7 +1,7 @@
 import type { IRequest } from "itty-router";
 import { logError, logEvent } from "../log";
 import { oneOffMessage } from "../messages";
-import { heldUntil, registered } from "../policy/schedule";
+import { NOT_FOUND_STATUS, heldUntil, registered } from "../policy/schedule";
 import type { PieceEntry } from "../registry/entry";
 import { KV_WRITE_INTERVAL_MS, getEntry, isWriteRateLimited, putEntry } from "../registry/store";
 import { registrationSchema } from "../schema";
@@ -58,9 +58,9 @@ async function upsert(input: Registration, env: Env): Promise<Registered> {
 	}
 	// A piece the runtime found missing is re-enabled at most once a hold (an hour), so a
 	// registration loop cannot keep junk running; this answer writes nothing.
-	const held = existing ? heldUntil(existing, now) : null;
-	if (existing && held !== null) {
-		throw retryLater(409, `piece ${piece} stays disabled: the runtime found no such piece or no bgUpdater at ${new Date(existing.disabledAt).toISOString()}; a registration may enable it again from ${new Date(held).toISOString()}`, (held - now) / 1000);
+	const held = existing && heldUntil(existing, now);
+	if (existing && held) {
+		throw retryLater(409, `piece ${piece} stays disabled: ${NOT_FOUND_STATUS} at ${new Date(existing.disabledAt).toISOString()}; a registration may enable it again from ${new Date(held).toISOString()}`, (held - now) / 1000);
 	}
 	// A repeat within KV's one-write-per-second-per-key interval changes nothing worth
 	// writing; a change is written (KV may refuse it: 429 below).

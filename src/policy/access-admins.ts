@@ -1,3 +1,5 @@
+import { listSetting } from "../util/text";
+
 /**
  * Who among the identities Cloudflare Access admits is an admin here: the list ACCESS_ADMINS
  * names (comma- or whitespace-separated). Each entry is one of
@@ -27,7 +29,7 @@ export function parseAccessAdmins(value: string | undefined): AccessAdmins {
 	const domains = new Set<string>();
 	const clientIds = new Set<string>();
 	let anyone = false;
-	for (const entry of (value ?? "").split(/[\s,]+/).filter(Boolean)) {
+	for (const entry of listSetting(value)) {
 		if (entry === "*") anyone = true;
 		else if (entry.startsWith("@")) domains.add(entry.slice(1).toLowerCase());
 		else if (entry.includes("@")) emails.add(entry.toLowerCase());

@@ -34,6 +34,11 @@ export function registrySize(tick: Pick<TickSummary, "listed" | "lanes"> | null)
 	return tick.listed * Math.max(1, tick.lanes ?? 1);
 }
 
+/** Where the registry stands against MAX_PIECES (`setting`), by the last tick's count. */
+export function registryCapacity(tick: Pick<TickSummary, "listed" | "lanes"> | null, setting: string | undefined): Capacity {
+	return capacity(registrySize(tick), maxPieces(setting));
+}
+
 /** Where the registry stands against its cap. */
 export interface Capacity {
 	state: "ok" | "near" | "full";

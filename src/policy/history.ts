@@ -17,7 +17,7 @@ export function withRun(entry: PieceEntry, event: RunEvent, at: number, duration
 	const record: RunRecord = { at, outcome: event, durationMs };
 	if (event !== "success" && error) record.error = clipText(error, RECORD_ERROR_LENGTH);
 	if (skippedFor) record.skippedFor = clipText(skippedFor, RECORD_ERROR_LENGTH);
-	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
+	return appended(entry, record);
 }
 
 /**
@@ -26,6 +26,10 @@ export function withRun(entry: PieceEntry, event: RunEvent, at: number, duration
  * written anyway (enable, disable, import), and by run-now, whose one write it is.
  */
 export function withAdminAction(entry: PieceEntry, action: AdminAction, by: string, at: number): PieceEntry {
-	const record: AdminRecord = { at, outcome: "admin", action, by };
+	return appended(entry, { at, outcome: "admin", action, by } satisfies AdminRecord);
+}
+
+/** The entry with one more history record, dropping the oldest past RUN_HISTORY_LENGTH. */
+function appended(entry: PieceEntry, record: RunRecord | AdminRecord): PieceEntry {
 	return { ...entry, history: [...(entry.history ?? []), record].slice(-RUN_HISTORY_LENGTH) };
 }
