@@ -3,6 +3,7 @@ import type { PieceEntry } from "../registry/entry";
 import { integrationSchema, pieceIdSchema, spaceSchema } from "../schema";
 import { clipText } from "../util/text";
 import { EARLIEST_TICK_MS, MAX_CONSECUTIVE_FAILURES } from "./schedule";
+import { disabledBy } from "./state";
 
 /*
  * Importing the replaced service's registry (`POST /api/admin/import`, docs/kv-schema.md
@@ -125,9 +126,11 @@ function fromRow(row: ImportRow, existing: PieceEntry | null): PieceEntry {
 		lastDurationMs: 0,
 		unavailableSince: 0,
 	};
-	return {
+	// Who disabled it is the row's to say (from its disabledAt and status), not the stored entry's.
+	const { disabledBy: _, ...kept } = existing ?? ({} as Partial<PieceEntry>);
+	const entry: PieceEntry = {
 		...never,
-		...existing,
+		...kept,
 		space: row.space,
 		pieceId: row.pieceId,
 		integration: row.integration,
@@ -141,6 +144,8 @@ function fromRow(row: ImportRow, existing: PieceEntry | null): PieceEntry {
 		lastSuccessAt: row.lastSuccessAt ?? (row.status === "Success" ? row.lastRun : (existing?.lastSuccessAt ?? 0)),
 		lastFailureAt: row.lastFailureAt ?? existing?.lastFailureAt ?? 0,
 	};
+	const by = disabledBy(entry);
+	return by ? { ...entry, disabledBy: by } : entry;
 }
 
 /** The earlier of two times, where 0 is "not set". */
@@ -173,6 +178,7 @@ function canonical(entry: PieceEntry) {
 		unavailableSince: entry.unavailableSince,
 		lastFailureAt: entry.lastFailureAt ?? 0,
 		lastSuccessAt: entry.lastSuccessAt ?? 0,
+		disabledBy: entry.disabledBy ?? null,
 		history: entry.history ?? [],
 	};
 }

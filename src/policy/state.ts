@@ -1,4 +1,5 @@
 import type { DisabledBy, HistoryRecord, PieceSummary, RunRecord } from "../registry/entry";
+import { NOT_FOUND_STATUS } from "./schedule";
 
 /**
  * A piece's state, one of four that never overlap, so counts and filters agree: `ok` (the
@@ -19,13 +20,15 @@ export function pieceState(piece: Pick<PieceSummary, "disabledAt" | "status" | "
 }
 
 /**
- * Who disabled a disabled piece: the entry says (`disabledBy`); an entry disabled before it
- * did is an operator's if its status is `Disabled via UI`, else its failures'.
+ * Who disabled a disabled piece: the entry says (`disabledBy`); an entry without it (written
+ * before it existed, or imported) is an operator's if its status is `Disabled via UI`, the
+ * runtime's not-found if its status says so, else its failures'.
  */
 export function disabledBy(piece: Pick<PieceSummary, "disabledAt" | "status" | "disabledBy">): DisabledBy | null {
 	if (!piece.disabledAt) return null;
 	if (piece.disabledBy) return piece.disabledBy;
-	return piece.status === "Disabled via UI" ? "operator" : "failures";
+	if (piece.status === "Disabled via UI") return "operator";
+	return piece.status.startsWith(`Disabled: ${NOT_FOUND_STATUS}`) ? "not-found" : "failures";
 }
 
 /** One letter per recorded outcome, for the list metadata's strip of recent runs. */

@@ -8,6 +8,8 @@ import type { PieceEntry, RunRecord } from "../../src/registry/entry";
 import { RUN_HISTORY_LENGTH, withRun } from "../../src/policy/history";
 import { alreadyRecorded, heartbeatMs, isStale, mustRecord, trustsSnapshot } from "../../src/policy/record";
 import { disabledBy, pieceState, recentRuns } from "../../src/policy/state";
+import { decideImport, type ImportRow } from "../../src/policy/import";
+import { NOT_FOUND_STATUS } from "../../src/policy/schedule";
 import { PIECE_PREFIX, SHARD_COUNT, parsePieceKey, pieceKey, piecePrefix, shardOf, shardPrefix } from "../../src/registry/keys";
 import { KV_METADATA_LIMIT, summarise } from "../../src/registry/store";
 import { registrationSchema, type RunMessage } from "../../src/schema";
@@ -606,6 +608,22 @@ describe("run history", () => {
 		expect(pieceState({ disabledAt: 5, status: "Disabled via UI", failures: 0 })).toBe("disabled");
 		expect(disabledBy({ disabledAt: 5, status: "Disabled via UI" })).toBe("operator");
 		expect(disabledBy({ disabledAt: 0, status: "Success" })).toBeNull();
+		// An entry without the field (older, or imported) whose status says the runtime found nothing.
+		expect(disabledBy({ disabledAt: 5, status: `Disabled: ${NOT_FOUND_STATUS}: Error: No updater stream found` })).toBe("not-found");
+	});
+
+	it("takes who disabled an imported piece from the row, not from the entry it replaces", () => {
+		const space = newSpace();
+		const pieceId = newPieceId();
+		const notFound = { ...registered(null, { space, pieceId, integration: "counter" }, T0), disabledAt: T0 + 1_000, disabledBy: "not-found" as const, status: `Disabled: ${NOT_FOUND_STATUS}: gone` };
+		const row = (fields: Partial<ImportRow>): ImportRow => ({ space, pieceId, integration: "counter", createdAt: T0, updatedAt: T0 + 5_000, disabledAt: 0, lastRun: T0 + 5_000, status: "Success", ...fields });
+		const byOperator = decideImport(notFound, row({ disabledAt: T0 + 5_000, status: "Disabled via UI" }));
+		expect(byOperator).toMatchObject({ outcome: "updated", entry: { disabledBy: "operator" } });
+		const enabled = decideImport(notFound, row({}));
+		expect(enabled.outcome).toBe("updated");
+		expect("entry" in enabled && enabled.entry).not.toHaveProperty("disabledBy");
+		// Into an empty Worker, a not-found piece stays not-found (and held).
+		expect(decideImport(null, row({ disabledAt: T0 + 5_000, status: notFound.status }))).toMatchObject({ entry: { disabledBy: "not-found" } });
 	});
 
 	it("keeps the last 12 recorded outcomes as one letter each, for the list's strip", () => {
